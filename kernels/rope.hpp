@@ -1,0 +1,29 @@
+#pragma once
+// Rotary position embedding, Llama "rotate_half" convention: for a head vector x of size d and pair index
+// i < d/2 with angle a = position * inv_freq[i]:
+//   out[i]       = x[i]       * cos(a) - x[i + d/2] * sin(a)
+//   out[i + d/2] = x[i + d/2] * cos(a) + x[i]       * sin(a)
+// A CUDA launcher `cudaError_t launch_rope(..., cudaStream_t)` will be declared here later.
+#include <cstdint>
+#include <vector>
+
+#include "core/model/llama_config.hpp"
+
+namespace tessera::kernels {
+
+// The head_dim/2 inverse frequencies theta^(-2i/d), adjusted by the config's rope scaling exactly like
+// Hugging Face: Linear divides all by `factor`; Llama3 divides low frequencies (wavelength > original_ctx /
+// low_freq_factor) by `factor`, keeps high frequencies (wavelength < original_ctx / high_freq_factor) and
+// interpolates smoothly between. Computed in double, returned as float.
+// Throws tessera::Error on an odd/non-positive head_dim or nonsensical scaling parameters.
+std::vector<float> rope_inv_freq(int head_dim, double theta, const RopeScaling& scaling);
+std::vector<float> rope_inv_freq(const LlamaConfig& config);
+
+// In place on q: [num_tokens, num_q_heads, head_dim] and k: [num_tokens, num_kv_heads, head_dim]
+// (k may be null with num_kv_heads = 0). positions: [num_tokens]; inv_freq: [head_dim / 2].
+// The angle is formed in FP32 (position * inv_freq, like HF), cos/sin evaluated accurately.
+// Parallel over tokens (OpenMP).
+void rope_ref(float* q, float* k, int64_t num_tokens, int num_q_heads, int num_kv_heads, int head_dim,
+              const int32_t* positions, const float* inv_freq);
+
+}  // namespace tessera::kernels
