@@ -20,8 +20,8 @@ class Sampler {
   Sampler(const SamplingParams& params, int32_t vocab_size);
 
   // Draws one token id in [0, vocab_size). Greedy (temperature 0) returns the argmax, lowest id on ties.
-  // Cost: O(V) without top-k/top-p; O(V + k log k) with top-k; top-p alone sorts only the head of the
-  // distribution it needs (typically O(V)).
+  // Cost: expected O(V) in every mode (top-k and top-p use selection, not a full sort). The draw walks the kept
+  // tokens in id order, so it depends only on the kept set and its weights, not on std::nth_element's layout.
   int32_t sample(std::span<const float> logits);
 
   // The distribution sample() draws from, one probability per token (zeros outside the kept set, sums to 1).
@@ -31,18 +31,27 @@ class Sampler {
   // Tokens within this relative distance of the top_p mass count as reaching it, so that an exactly representable
   // boundary (probabilities 0.5 + 0.3 with top_p 0.8) is not lost to float rounding.
   static constexpr double kTopPRelativeSlack = 1e-6;
+  // top_k up to this uses a single-pass heap; larger k uses std::nth_element.
+  static constexpr int32_t kHeapTopK = 1024;
 
  private:
-  // The kept tokens with their unnormalized weights exp((logit - max) / temperature).
+  struct Entry {
+    float logit;
+    float weight;  // exp((logit - max) / temperature), filled for kept entries only
+    int32_t id;
+  };
+  // Candidate tokens; entries[0, kept) survive top-k / top-p, in id order once select_candidates returns.
   struct Candidates {
-    std::vector<int32_t> ids;     // kept token ids; the first `ids.size()` entries are in use
-    std::vector<float> weights;   // indexed by token id (size V)
-    double total = 0.0;           // sum of weights over ids
+    std::vector<Entry> entries;
+    std::vector<float> dense;  // scratch for re-ordering large kept sets by id
+    size_t kept = 0;
+    double total = 0.0;  // sum of kept weights
   };
 
   // Checks the row (size, NaN, +inf, all -inf) and returns the argmax (lowest id on ties).
   int32_t check_and_argmax(std::span<const float> logits) const;
   void select_candidates(std::span<const float> logits, float max_logit, Candidates& out) const;
+  void restore_id_order(Candidates& out, size_t kept) const;
   double next_uniform();  // in [0, 1), 53 random bits; independent of the standard library's distributions
 
   float temperature_;

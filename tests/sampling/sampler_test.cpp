@@ -106,6 +106,17 @@ TEST(Sampler, ProbabilitiesMatchHandComputedSoftmax) {
   EXPECT_NEAR(probs[3], 0.4, 1e-6);
 }
 
+TEST(Sampler, TinyTemperatureApproachesGreedyWithoutNaN) {
+  std::vector<float> logits = {1.0f, 3.0f, 3.0f, 2.0f};
+  for (float t : {1e-6f, 1e-40f, std::numeric_limits<float>::denorm_min()}) {
+    Sampler sampler(make_params(t), 4);
+    std::vector<float> probs = sampler.probabilities(logits);
+    EXPECT_EQ(probs, (std::vector<float>{0.0f, 0.5f, 0.5f, 0.0f})) << "t=" << t;
+    int32_t id = sampler.sample(logits);
+    EXPECT_TRUE(id == 1 || id == 2) << id;
+  }
+}
+
 TEST(Sampler, TopKRenormalizesOverKeptTokens) {
   // Probabilities 0.1 0.2 0.3 0.4; top-2 keeps {3, 2} -> 3/7, 4/7.
   std::vector<float> logits = {0.0f, std::log(2.0f), std::log(3.0f), std::log(4.0f)};
@@ -220,10 +231,25 @@ TEST(Sampler, LargeVocabularyMatchesFullSortReference) {
     EXPECT_GT(probs[id], 0.0f) << "token " << id << " outside the nucleus";
   }
 
-  Sampler top_k(make_params(0.8f, 50), vocab);
-  std::vector<float> k_probs = top_k.probabilities(logits);
-  for (size_t i = 0; i < 50; ++i) EXPECT_GT(k_probs[order[i]], 0.0f);
-  EXPECT_EQ(std::count_if(k_probs.begin(), k_probs.end(), [](float v) { return v > 0; }), 50);
+  // Both top-k strategies (heap for small k, nth_element above Sampler::kHeapTopK) keep exactly the k best.
+  for (int32_t k : {50, 5000}) {
+    Sampler top_k(make_params(0.8f, k), vocab);
+    std::vector<float> k_probs = top_k.probabilities(logits);
+    for (int32_t i = 0; i < k; ++i) ASSERT_GT(k_probs[order[i]], 0.0f) << "k=" << k << " rank " << i;
+    EXPECT_EQ(std::count_if(k_probs.begin(), k_probs.end(), [](float v) { return v > 0; }), k);
+  }
+}
+
+TEST(Sampler, LargeTopKTiesKeepLowestIds) {
+  std::vector<float> logits(3000, 1.0f);
+  Sampler sampler(make_params(1.0f, 2000), 3000);  // above kHeapTopK: the nth_element path
+  std::vector<float> probs = sampler.probabilities(logits);
+  for (int i = 0; i < 3000; ++i) {
+    if (i < 2000)
+      ASSERT_NEAR(probs[i], 1.0 / 2000, 1e-9) << i;
+    else
+      ASSERT_EQ(probs[i], 0.0f) << i;
+  }
 }
 
 }  // namespace
