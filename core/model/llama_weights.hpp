@@ -35,6 +35,11 @@ struct LlamaLayerWeights {
   HostTensor down_proj;       // [hidden, intermediate]
 };
 
+struct TensorView;  // core/model/safetensors.hpp
+// FP32 host view of a raw checkpoint tensor: zero-copy (owner = the memory map) for 4-byte aligned F32,
+// otherwise an owned converted copy (F16/BF16 converted with an OpenMP parallel loop).
+HostTensor to_host_tensor(const TensorView& view);
+
 struct LlamaWeights {
   LlamaConfig config;
   HostTensor embed_tokens;  // [vocab, hidden]
