@@ -17,25 +17,13 @@ inline Lanes load_lanes(const float* p) {
   return v;
 }
 
-inline float horizontal_sum(Lanes v) {
-  float s = 0.0f;
-  for (int i = 0; i < kLanes; ++i) s += v[i];
-  return s;
-}
+inline void store_lanes(float* p, Lanes v) { std::memcpy(p, &v, sizeof(v)); }
 
-// Tiling: each parallel task owns a panel of kRowPanel input rows x kOutTile output features and walks the
-// in_features dimension in chunks of kInChunk, so the weight tile chunk (kOutTile x kInChunk, 64 KiB) stays in L2
-// while every row of the panel streams past it.
-constexpr int64_t kRowPanel = 64;
-constexpr int64_t kOutTile = 64;
-constexpr int64_t kInChunk = 256;
-constexpr int kRowBlock = 4;  // register block: rows of x
-constexpr int kOutBlock = 3;  // register block: rows of W (4 x 3 accumulators + operands fit 16 AVX registers)
+// ---- Few rows (decode): memory bound on W. Dot products of R rows x C weight rows, vectorized along in_features.
 
-// y[r][c] += sum_k x[r][k] * w[c][k] for an R x C register block over k in [0, depth).
 template <int R, int C>
-void micro_kernel(const float* x, int64_t x_stride, const float* w, int64_t w_stride, int64_t depth, float* y,
-                  int64_t y_stride) {
+void dot_kernel(const float* x, int64_t x_stride, const float* w, int64_t w_stride, int64_t depth, float* y,
+                int64_t y_stride) {
   Lanes acc[R][C];
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) acc[r][c] = Lanes{};
@@ -50,77 +38,124 @@ void micro_kernel(const float* x, int64_t x_stride, const float* w, int64_t w_st
   }
   for (int r = 0; r < R; ++r) {
     for (int c = 0; c < C; ++c) {
-      float sum = horizontal_sum(acc[r][c]);
+      float sum = 0.0f;
+      for (int i = 0; i < kLanes; ++i) sum += acc[r][c][i];
       for (int64_t kk = k; kk < depth; ++kk) sum += x[r * x_stride + kk] * w[c * w_stride + kk];
-      y[r * y_stride + c] += sum;
+      y[r * y_stride + c] = sum;
     }
   }
 }
 
+constexpr int64_t kMaxDotRows = 3;
+constexpr int64_t kDotOutTile = 64;  // output features per parallel task
+
 template <int R>
-void micro_kernel_cols(int cols, const float* x, int64_t x_stride, const float* w, int64_t w_stride, int64_t depth,
-                       float* y, int64_t y_stride) {
-  static_assert(kOutBlock == 3);
-  switch (cols) {
-    case 3: micro_kernel<R, 3>(x, x_stride, w, w_stride, depth, y, y_stride); break;
-    case 2: micro_kernel<R, 2>(x, x_stride, w, w_stride, depth, y, y_stride); break;
-    default: micro_kernel<R, 1>(x, x_stride, w, w_stride, depth, y, y_stride); break;
+void dot_rows(const float* x, const float* w, float* y, int64_t in, int64_t out, int64_t c_begin, int64_t c_end) {
+  int64_t c = c_begin;
+  for (; c + 4 <= c_end; c += 4) dot_kernel<R, 4>(x, in, w + c * in, in, in, y + c, out);
+  for (; c < c_end; ++c) dot_kernel<R, 1>(x, in, w + c * in, in, in, y + c, out);
+}
+
+void linear_few_rows(const float* x, const float* w, float* y, int64_t rows, int64_t in, int64_t out) {
+  const int64_t tiles = (out + kDotOutTile - 1) / kDotOutTile;
+#pragma omp parallel for schedule(static) if (out * in > 32768)
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    const int64_t c_begin = tile * kDotOutTile, c_end = std::min(out, c_begin + kDotOutTile);
+    switch (rows) {
+      case 3: dot_rows<3>(x, w, y, in, out, c_begin, c_end); break;
+      case 2: dot_rows<2>(x, w, y, in, out, c_begin, c_end); break;
+      default: dot_rows<1>(x, w, y, in, out, c_begin, c_end); break;
+    }
   }
 }
 
-void micro_kernel_any(int rows, int cols, const float* x, int64_t x_stride, const float* w, int64_t w_stride,
-                      int64_t depth, float* y, int64_t y_stride) {
-  static_assert(kRowBlock == 4);
-  switch (rows) {
-    case 4: micro_kernel_cols<4>(cols, x, x_stride, w, w_stride, depth, y, y_stride); break;
-    case 3: micro_kernel_cols<3>(cols, x, x_stride, w, w_stride, depth, y, y_stride); break;
-    case 2: micro_kernel_cols<2>(cols, x, x_stride, w, w_stride, depth, y, y_stride); break;
-    default: micro_kernel_cols<1>(cols, x, x_stride, w, w_stride, depth, y, y_stride); break;
+// ---- Many rows (prefill): GEMM with packed weights. Each task packs a kTileCols x kDepth slice of W transposed
+// ([k][16 outputs], 16 KiB, L1-resident) and streams up to kRowPanel rows of x past it with an outer-product
+// micro kernel: kTileRows x 16 outputs = 12 vector accumulators + 2 weight vectors + 1 broadcast (fits 16 AVX
+// registers), no horizontal sums.
+
+constexpr int kTileCols = 2 * kLanes;
+constexpr int kTileRows = 6;
+constexpr int64_t kDepth = 256;
+constexpr int64_t kRowPanel = 256;
+
+template <int R>
+void outer_kernel(const float* x, int64_t x_stride, const float* packed, int64_t depth, float* y, int64_t y_stride,
+                  int cols) {
+  Lanes acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = Lanes{};
+  for (int64_t k = 0; k < depth; ++k) {
+    const Lanes w0 = load_lanes(packed + k * kTileCols);
+    const Lanes w1 = load_lanes(packed + k * kTileCols + kLanes);
+    for (int r = 0; r < R; ++r) {
+      const float xv = x[r * x_stride + k];
+      acc[r][0] += xv * w0;
+      acc[r][1] += xv * w1;
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    float* y_row = y + r * y_stride;
+    if (cols == kTileCols) {
+      store_lanes(y_row, load_lanes(y_row) + acc[r][0]);
+      store_lanes(y_row + kLanes, load_lanes(y_row + kLanes) + acc[r][1]);
+    } else {
+      float partial[kTileCols];
+      store_lanes(partial, acc[r][0]);
+      store_lanes(partial + kLanes, acc[r][1]);
+      for (int c = 0; c < cols; ++c) y_row[c] += partial[c];
+    }
   }
 }
 
-// Single-row case (decode): memory bound on W, so block more output features per pass over x.
-template <int C>
-void row_kernel(const float* x, const float* w, int64_t w_stride, int64_t depth, float* y) {
-  micro_kernel<1, C>(x, 0, w, w_stride, depth, y, 0);
+template <int R = kTileRows>
+void outer_kernel_rows(int rows, const float* x, int64_t x_stride, const float* packed, int64_t depth, float* y,
+                       int64_t y_stride, int cols) {
+  if (rows == R) {
+    outer_kernel<R>(x, x_stride, packed, depth, y, y_stride, cols);
+  } else if constexpr (R > 1) {
+    outer_kernel_rows<R - 1>(rows, x, x_stride, packed, depth, y, y_stride, cols);
+  }
+}
+
+void linear_many_rows(const float* x, const float* w, float* y, int64_t rows, int64_t in, int64_t out) {
+  const int64_t panels = (rows + kRowPanel - 1) / kRowPanel;
+  const int64_t tiles = (out + kTileCols - 1) / kTileCols;
+#pragma omp parallel for collapse(2) schedule(static) if (rows * in * out > 32768)
+  for (int64_t panel = 0; panel < panels; ++panel) {
+    for (int64_t tile = 0; tile < tiles; ++tile) {
+      alignas(64) float packed[kDepth * kTileCols];
+      const int64_t r_begin = panel * kRowPanel, r_end = std::min(rows, r_begin + kRowPanel);
+      const int64_t c_begin = tile * kTileCols;
+      const int cols = static_cast<int>(std::min<int64_t>(kTileCols, out - c_begin));
+      for (int64_t r = r_begin; r < r_end; ++r) std::fill_n(y + r * out + c_begin, cols, 0.0f);
+      for (int64_t k0 = 0; k0 < in; k0 += kDepth) {
+        const int64_t depth = std::min(kDepth, in - k0);
+        for (int c = 0; c < kTileCols; ++c) {
+          if (c < cols) {
+            const float* w_row = w + (c_begin + c) * in + k0;
+            for (int64_t k = 0; k < depth; ++k) packed[k * kTileCols + c] = w_row[k];
+          } else {
+            for (int64_t k = 0; k < depth; ++k) packed[k * kTileCols + c] = 0.0f;  // padding outputs
+          }
+        }
+        for (int64_t r = r_begin; r < r_end; r += kTileRows) {
+          const int block_rows = static_cast<int>(std::min<int64_t>(kTileRows, r_end - r));
+          outer_kernel_rows(block_rows, x + r * in + k0, in, packed, depth, y + r * out + c_begin, out, cols);
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
 
 void linear_ref(const float* x, const float* weight, float* y, int64_t rows, int64_t in_features,
                 int64_t out_features) {
-  const int64_t row_panels = (rows + kRowPanel - 1) / kRowPanel;
-  const int64_t out_tiles = (out_features + kOutTile - 1) / kOutTile;
-  const bool parallel = rows * in_features * out_features > 32768;
-#pragma omp parallel for collapse(2) schedule(static) if (parallel)
-  for (int64_t panel = 0; panel < row_panels; ++panel) {
-    for (int64_t tile = 0; tile < out_tiles; ++tile) {
-      const int64_t r_begin = panel * kRowPanel, r_end = std::min(rows, r_begin + kRowPanel);
-      const int64_t c_begin = tile * kOutTile, c_end = std::min(out_features, c_begin + kOutTile);
-      for (int64_t r = r_begin; r < r_end; ++r) std::fill(y + r * out_features + c_begin, y + r * out_features + c_end, 0.0f);
-      for (int64_t k = 0; k < in_features; k += kInChunk) {
-        const int64_t depth = std::min(kInChunk, in_features - k);
-        if (r_end - r_begin == 1) {
-          int64_t c = c_begin;
-          for (; c + 4 <= c_end; c += 4)
-            row_kernel<4>(x + r_begin * in_features + k, weight + c * in_features + k, in_features, depth,
-                          y + r_begin * out_features + c);
-          for (; c < c_end; ++c)
-            row_kernel<1>(x + r_begin * in_features + k, weight + c * in_features + k, in_features, depth,
-                          y + r_begin * out_features + c);
-          continue;
-        }
-        for (int64_t r = r_begin; r < r_end; r += kRowBlock) {
-          const int block_rows = static_cast<int>(std::min<int64_t>(kRowBlock, r_end - r));
-          for (int64_t c = c_begin; c < c_end; c += kOutBlock) {
-            const int block_cols = static_cast<int>(std::min<int64_t>(kOutBlock, c_end - c));
-            micro_kernel_any(block_rows, block_cols, x + r * in_features + k, in_features,
-                             weight + c * in_features + k, in_features, depth, y + r * out_features + c,
-                             out_features);
-          }
-        }
-      }
-    }
+  if (rows <= 0 || out_features <= 0) return;
+  if (rows <= kMaxDotRows) {
+    linear_few_rows(x, weight, y, rows, in_features, out_features);
+  } else {
+    linear_many_rows(x, weight, y, rows, in_features, out_features);
   }
 }
 
