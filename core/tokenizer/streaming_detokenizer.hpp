@@ -1,8 +1,7 @@
 #pragma once
 // Incremental decode for one request: push() returns only newly completed text and never ends in
 // a broken UTF-8 sequence; finish() flushes the rest. The concatenation of all push() results and
-// finish() equals Tokenizer::decode(all ids, skip_special_tokens) exactly (decode() is implemented
-// on top of this class). Cost per push is O(bytes of the new token + held-back bytes).
+// finish() equals Tokenizer::decode(all ids, skip_special_tokens) exactly. Cost per push is O(bytes of the new token + held-back bytes).
 //
 // Held-back text: for byte-level tokenizers only an incomplete trailing UTF-8 sequence (<= 3 bytes);
 // for byte-fallback (SentencePiece) tokenizers the whole current run of <0xXX> tokens, because HF

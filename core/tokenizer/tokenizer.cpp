@@ -1,7 +1,6 @@
 // Tokenizer: encode / decode and lookups over the loaded Tokenizer::Impl.
 #include "core/tokenizer/tokenizer.hpp"
 
-#include "core/tokenizer/streaming_detokenizer.hpp"
 #include "core/tokenizer/tokenizer_impl.hpp"
 #include "core/tokenizer/utf8.hpp"
 
@@ -49,11 +48,53 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
 }
 
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
-  StreamingDetokenizer stream(*this, skip_special_tokens);
+  // Batch form of the decoder chain, structured like the Rust crate (tokens -> decoders -> join);
+  // StreamingDetokenizer is the incremental equivalent and is tested against this.
+  const Impl& impl = *impl_;
+  std::vector<const DecodePiece*> pieces;
+  pieces.reserve(ids.size());
+  for (const int32_t id : ids) {
+    if (id < 0 || id >= vocab_size() || impl.pieces[id].kind == DecodePiece::Kind::kAbsent) continue;
+    if (skip_special_tokens && impl.special[id]) continue;
+    pieces.push_back(&impl.pieces[id]);
+  }
+  if (impl.decoder.mode() == DecoderPlan::Mode::kByteLevel) {
+    std::string bytes;
+    for (const DecodePiece* piece : pieces) bytes += piece->bytes;
+    return utf8::to_valid_lossy(bytes);
+  }
+  std::vector<std::string> strings;
+  std::string run;
+  std::size_t run_tokens = 0;
+  auto end_run = [&] {
+    if (run_tokens == 0) return;
+    if (utf8::is_valid(run)) {
+      strings.push_back(run);
+    } else {
+      for (std::size_t i = 0; i < run_tokens; ++i) strings.emplace_back(utf8::kReplacementChar);
+    }
+    run.clear();
+    run_tokens = 0;
+  };
+  for (const DecodePiece* piece : pieces) {
+    if (piece->kind == DecodePiece::Kind::kByte) {
+      run += piece->bytes;
+      ++run_tokens;
+    } else {
+      end_run();
+      strings.push_back(piece->bytes);
+    }
+  }
+  end_run();
   std::string text;
-  for (const int32_t id : ids) text += stream.push(id);
-  text += stream.finish();
-  return text;
+  for (std::size_t i = 0; i < strings.size(); ++i) {
+    if (i > 0) text += impl.decoder.separator();
+    text += strings[i];
+  }
+  const std::string& strip = impl.decoder.strip_char();
+  std::size_t cut = 0;
+  for (int n = 0; n < impl.decoder.strip_start() && text.compare(cut, strip.size(), strip) == 0; ++n) cut += strip.size();
+  return text.substr(cut);
 }
 
 int32_t Tokenizer::vocab_size() const { return static_cast<int32_t>(impl_->id_to_token.size()); }
