@@ -47,7 +47,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, LinearRefShapes,
                                            LinearShape{2, 9, 3}, LinearShape{3, 17, 7}, LinearShape{4, 8, 4},
                                            LinearShape{5, 33, 10}, LinearShape{15, 64, 65},
                                            LinearShape{17, 257, 67}, LinearShape{33, 513, 130},
-                                           LinearShape{70, 100, 129}));
+                                           LinearShape{70, 100, 129}, LinearShape{300, 20, 17}));
 
 TEST(LmHeadRef, GathersRowsThenProjects) {
   const int64_t tokens = 9, hidden = 37, vocab = 53;
