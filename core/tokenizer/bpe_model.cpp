@@ -128,7 +128,7 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const 
   // Initial symbols: one per character (with subword prefix / word suffix), byte fallback or unk.
   std::vector<int32_t> ids;
   ids.reserve(word.size());
-  std::optional<int32_t> pending_unk;
+  int32_t pending_unk = -1;  // unk token waiting to be emitted (fuse_unk grows it)
   std::string piece;
   for (std::size_t pos = 0; pos < word.size();) {
     const auto lead = static_cast<unsigned char>(word[pos]);
@@ -139,8 +139,8 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const 
     if (pos + len == word.size()) piece += end_of_word_suffix_;
     pos += len;
     if (const auto it = vocab_.find(piece); it != vocab_.end()) {
-      if (pending_unk) ids.push_back(*pending_unk);
-      pending_unk.reset();
+      if (pending_unk >= 0) ids.push_back(pending_unk);
+      pending_unk = -1;
       ids.push_back(it->second);
       continue;
     }
@@ -154,12 +154,12 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const 
     }
     if (unk_id_) {
       // fuse_unk: consecutive unknown characters become a single unk token.
-      if (pending_unk && !fuse_unk_) ids.push_back(*pending_unk);
+      if (pending_unk >= 0 && !fuse_unk_) ids.push_back(pending_unk);
       pending_unk = *unk_id_;
     }
     // Without an unk token the Rust crate silently drops the character; so do we.
   }
-  if (pending_unk) ids.push_back(*pending_unk);
+  if (pending_unk >= 0) ids.push_back(pending_unk);
   merge_symbols(ids);
   out.insert(out.end(), ids.begin(), ids.end());
 }

@@ -10,7 +10,7 @@ namespace tessera {
 DecoderPlan DecoderPlan::from_json(const nlohmann::json& config, const std::string& file) {
   DecoderPlan plan;
   if (config.is_null()) {
-    plan.separator_ = " ";
+    plan.separator_.assign(1, ' ');
     return plan;
   }
   std::vector<nlohmann::json> steps;

@@ -81,7 +81,7 @@ void PreTokenizer::append_steps(const nlohmann::json& config, const std::string&
 void PreTokenizer::apply(const Step& step, std::string_view piece, std::vector<std::string>& out) const {
   if (step.kind == Step::Kind::kByteLevel) {
     std::string text(piece);
-    if (step.add_prefix_space && !text.starts_with(' ')) text.insert(0, " ");
+    if (step.add_prefix_space && !text.starts_with(' ')) text.insert(text.begin(), ' ');
     if (!step.regex) {
       out.push_back(alphabet_->encode(text));
       return;
