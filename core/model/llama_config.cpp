@@ -183,6 +183,14 @@ LlamaConfig LlamaConfig::from_json(const json& j, const std::string& source) {
   c.rope_theta = r.optional_number("rope_theta", 10000.0);
   if (c.rope_theta <= 0) r.fail("rope_theta", "must be positive");
   if (const json* rs = r.find("rope_scaling")) c.rope_scaling = parse_rope_scaling(*rs, source);
+  // transformers 5 writes `rope_parameters` ({rope_theta, rope_type, scaling fields}) instead of the two keys above.
+  if (const json* rp = r.find("rope_parameters"); rp != nullptr && !rp->is_null()) {
+    if (!rp->is_object()) r.fail("rope_parameters", "must be an object, got " + rp->dump());
+    const ConfigReader params(*rp, source);
+    c.rope_theta = params.optional_number("rope_theta", c.rope_theta);
+    if (c.rope_theta <= 0) r.fail("rope_parameters.rope_theta", "must be positive");
+    if (rp->contains("rope_type") || rp->contains("type")) c.rope_scaling = parse_rope_scaling(*rp, source);
+  }
   c.max_position_embeddings = r.optional_positive_int("max_position_embeddings", 2048);
   if (const json* sw = r.find("sliding_window")) c.sliding_window = r.positive(r.get_int(*sw, "sliding_window"), "sliding_window");
   c.tie_word_embeddings = r.optional_bool("tie_word_embeddings", false);

@@ -57,6 +57,12 @@ json read_json(const fs::path& path) {
   }
 }
 
+void copy_into(const fs::path& from, const fs::path& to) {
+  std::error_code ec;
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
+  if (ec) throw Error("cannot copy '" + from.string() + "' to '" + to.string() + "': " + ec.message());
+}
+
 // Token id of a special token named in tokenizer_config.json (a string or {"content": ...}).
 std::optional<int> special_token_id(const json& config, const char* key, const std::map<std::string, int>& ids) {
   const auto it = config.find(key);
@@ -88,14 +94,10 @@ std::string copy_tokenizer(const fs::path& file, const fs::path& dir, LlamaConfi
   if (max_id < 0) throw Error("'" + file.string() + "' holds no model.vocab nor added_tokens");
 
   std::string note = "copied " + file.string();
-  if (config.vocab_size < max_id + 1) {
-    note += "; vocab_size raised from " + std::to_string(config.vocab_size) + " to " + std::to_string(max_id + 1);
-    config.vocab_size = max_id + 1;
-  }
-  fs::copy_file(file, dir / "tokenizer.json", fs::copy_options::overwrite_existing);
+  copy_into(file, dir / "tokenizer.json");
   const fs::path tokenizer_config = file.parent_path() / "tokenizer_config.json";
   if (fs::exists(tokenizer_config)) {
-    fs::copy_file(tokenizer_config, dir / "tokenizer_config.json", fs::copy_options::overwrite_existing);
+    copy_into(tokenizer_config, dir / "tokenizer_config.json");
     const json tc = read_json(tokenizer_config);
     if (const auto bos = special_token_id(tc, "bos_token", ids)) config.bos_token_id = *bos;
     if (const auto eos = special_token_id(tc, "eos_token", ids)) {
@@ -103,6 +105,10 @@ std::string copy_tokenizer(const fs::path& file, const fs::path& dir, LlamaConfi
         config.eos_token_ids = {*eos};
     }
     note += " and tokenizer_config.json";
+  }
+  if (config.vocab_size < max_id + 1) {
+    note += "; vocab_size raised from " + std::to_string(config.vocab_size) + " to " + std::to_string(max_id + 1);
+    config.vocab_size = max_id + 1;
   }
   return note;
 }
@@ -209,7 +215,7 @@ RandomCheckpointResult write_random_checkpoint(const fs::path& dir, RandomCheckp
     result.tokenizer_written = true;
     result.tokenizer_note = "synthesized byte-level BPE tokenizer (" + std::to_string(tok.merge_count) + " merges)";
   } else {
-    for (const char* stale : {"tokenizer.json", "tokenizer_config.json"}) fs::remove(dir / stale);
+    for (const char* stale : {"tokenizer.json", "tokenizer_config.json"}) fs::remove(dir / stale, ec);
     result.tokenizer_note = "no tokenizer written: vocab_size " + std::to_string(config.vocab_size) +
                             " is too large to synthesize one; pass --tokenizer";
   }

@@ -236,8 +236,10 @@ Checkpoint Checkpoint::open(const fs::path& dir) {
   }
 
   std::vector<fs::path> shards;
-  for (const auto& item : fs::directory_iterator(dir))
-    if (item.is_regular_file() && item.path().extension() == ".safetensors") shards.push_back(item.path());
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (it->path().extension() == ".safetensors" && fs::is_regular_file(it->path())) shards.push_back(it->path());
+  if (ec) throw Error("cannot list checkpoint folder " + quoted(dir) + ": " + ec.message());
   std::sort(shards.begin(), shards.end());
   if (shards.empty()) throw Error("no *.safetensors file in checkpoint folder " + quoted(dir));
   for (const fs::path& shard : shards) {

@@ -143,9 +143,13 @@ std::vector<fs::path> write_safetensors_checkpoint(const fs::path& dir, const st
   }
 
   // Drop files of an earlier run so the folder describes exactly one checkpoint.
-  for (const auto& item : fs::directory_iterator(dir))
-    if (item.path().extension() == ".safetensors" || item.path().filename() == "model.safetensors.index.json")
-      fs::remove(item.path());
+  std::vector<fs::path> stale;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (it->path().extension() == ".safetensors" || it->path().filename() == "model.safetensors.index.json")
+      stale.push_back(it->path());
+  for (const fs::path& p : stale)
+    if (!ec) fs::remove(p, ec);
+  if (ec) throw Error("cannot clear old checkpoint files in " + quoted(dir) + ": " + ec.message());
 
   std::vector<fs::path> files;
   if (shards.size() == 1) {

@@ -107,7 +107,7 @@ int main(int argc, char** argv) {
                 result.safetensors_files.size(), static_cast<long long>(tessera::llama_parameter_count(result.config)),
                 tessera::dtype_name(options.dtype), seconds);
     std::printf("tokenizer: %s\n", result.tokenizer_note.c_str());
-  } catch (const tessera::Error& e) {
+  } catch (const std::exception& e) {  // tessera::Error, or a filesystem error outside our checks
     std::fprintf(stderr, "tessera-model: %s\n", e.what());
     return 1;
   }
