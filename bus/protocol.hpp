@@ -110,6 +110,10 @@ struct InfoReply {
   int32_t max_num_seqs = 0;
   bool ready = false;
   int32_t protocol_version = kProtocolVersion;
+  // Live load at the time of the reply.
+  int32_t kv_blocks_used = 0;
+  int32_t requests_running = 0;
+  int32_t requests_waiting = 0;
 };
 struct Heartbeat {};  // liveness probe; clients ignore it
 using ServerMessage = std::variant<Accepted, TokenChunk, FinalMessage, ErrorMessage, InfoReply, Heartbeat>;

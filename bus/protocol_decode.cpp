@@ -1,6 +1,5 @@
 // Decoding of bus frames. Hostile input is the norm here: every size is bounded before msgpack allocates,
 // every field is type-checked, and nothing escapes as an exception.
-#define MSGPACK_NO_BOOST
 #include <msgpack.hpp>
 
 #include <algorithm>
@@ -359,6 +358,10 @@ ServerMessage parse_server(const MapView& m, const std::string& type, const Prot
     i.max_num_seqs = get_i32(m, "max_num_seqs");
     i.ready = get_bool(require(m, "ready"), "ready");
     i.protocol_version = get_i32(m, "protocol_version");
+    // Live load, optional so that older servers' replies still decode.
+    if (m.find("kv_blocks_used")) i.kv_blocks_used = get_i32(m, "kv_blocks_used");
+    if (m.find("requests_running")) i.requests_running = get_i32(m, "requests_running");
+    if (m.find("requests_waiting")) i.requests_waiting = get_i32(m, "requests_waiting");
     return i;
   }
   (void)limits;

@@ -1,5 +1,4 @@
 // Encoding of bus messages: one msgpack map per frame, "v" and "type" first.
-#define MSGPACK_NO_BOOST
 #include <msgpack.hpp>
 
 #include "bus/protocol.hpp"
@@ -118,7 +117,7 @@ std::string encode(const ErrorMessage& m) {
 }
 
 std::string encode(const InfoReply& m) {
-  MapWriter w(9, "info");
+  MapWriter w(12, "info");
   w.key("model").pack(m.model);
   w.key("vocab_size").pack(m.vocab_size);
   w.key("max_model_len").pack(m.max_model_len);
@@ -128,6 +127,9 @@ std::string encode(const InfoReply& m) {
   w.key("max_num_seqs").pack(m.max_num_seqs);
   w.key("ready").pack(m.ready);
   w.key("protocol_version").pack(m.protocol_version);
+  w.key("kv_blocks_used").pack(m.kv_blocks_used);
+  w.key("requests_running").pack(m.requests_running);
+  w.key("requests_waiting").pack(m.requests_waiting);
   return w.finish();
 }
 
