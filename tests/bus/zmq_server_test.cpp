@@ -2,7 +2,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
 #include <atomic>
+#include <cstdio>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -262,6 +265,60 @@ TEST(ZmqServerLoop, SendIsSafeFromManyThreadsAndKeepsPerThreadOrder) {
   }
   server.stop();
   server.send(*peer, encode(Heartbeat{}));  // ignored after stop, no crash
+}
+
+}  // namespace
+}  // namespace tessera::bus
+
+namespace tessera::bus {
+namespace {
+
+struct ProcessResult {
+  int exit_code;
+  std::string output;  // stdout and stderr
+};
+ProcessResult run_command(const std::string& command) {
+  ProcessResult r{-1, {}};
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return r;
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) r.output.append(buffer, n);
+  const int status = ::pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+TEST(ZmqServerLoop, PythonExampleClientStreamsAndReportsErrors) {
+  // Debian's python3-zmq / python3-msgpack live in /usr/bin/python3 (a pyenv python3 may lack them).
+  std::string python;
+  for (const char* candidate : {"/usr/bin/python3", "python3"})
+    if (run_command(std::string(candidate) + " -c 'import zmq, msgpack'").exit_code == 0) {
+      python = candidate;
+      break;
+    }
+  if (python.empty()) GTEST_SKIP() << "no python3 with zmq and msgpack";
+  ZmqServerLoop* loop = nullptr;
+  ZmqServerLoop server(small_config(unique_ipc_endpoint("python")), echo_callbacks(loop));
+  loop = &server;
+  const std::string client = python + " " + TESSERA_SOURCE_DIR + "/bus/examples/client.py --server " +
+                             server.endpoint() + " --timeout 3";
+
+  auto ok = run_command(client + " --prompt 'hello bus' --temperature 0 --seed 7");
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_NE(ok.output.find("hello bus"), std::string::npos) << ok.output;
+  EXPECT_NE(ok.output.find("[length] prompt=9 completion=9"), std::string::npos) << ok.output;
+
+  auto ids = run_command(client + " --ids 1 2 3 --print-ids");
+  EXPECT_EQ(ids.exit_code, 0) << ids.output;
+
+  auto info = run_command(client + " --info");
+  EXPECT_EQ(info.exit_code, 0) << info.output;
+  EXPECT_NE(info.output.find("model: echo"), std::string::npos) << info.output;
+
+  auto bad = run_command(client + " --prompt x --temperature -1");
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("invalid_parameter"), std::string::npos) << bad.output;
 }
 
 }  // namespace
