@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Minimal Tessera bus client (bus/PROTOCOL.md): submit one prompt, stream the text, exit non-zero on error.
 
-Needs only Debian's python3-zmq and python3-msgpack.
+Needs only Debian's python3-zmq and python3-msgpack (run it with /usr/bin/python3).
   client.py --prompt "Once upon a time" --max-tokens 32 --temperature 0
   client.py --ids 1 15043 3186 --print-ids
   client.py --info
