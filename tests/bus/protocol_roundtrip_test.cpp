@@ -136,7 +136,7 @@ TEST(ProtocolRoundTrip, ServerMessages) {
   auto e2 = std::get<ErrorMessage>(decode_server_ok(encode(ErrorMessage{std::nullopt, ErrorCode::Malformed, "x"})));
   EXPECT_FALSE(e2.id.has_value());
 
-  InfoReply info{"tiny", 32000, 2048, 100, 16, 1600, 64, true, 1};
+  InfoReply info{"tiny", 32000, 2048, 100, 16, 1600, 64, true, 1, 37, 5, 9};
   auto ib = std::get<InfoReply>(decode_server_ok(encode(info)));
   EXPECT_EQ(ib.model, "tiny");
   EXPECT_EQ(ib.vocab_size, 32000);
@@ -147,6 +147,9 @@ TEST(ProtocolRoundTrip, ServerMessages) {
   EXPECT_EQ(ib.max_num_seqs, 64);
   EXPECT_TRUE(ib.ready);
   EXPECT_EQ(ib.protocol_version, 1);
+  EXPECT_EQ(ib.kv_blocks_used, 37);
+  EXPECT_EQ(ib.requests_running, 5);
+  EXPECT_EQ(ib.requests_waiting, 9);
 
   EXPECT_TRUE(std::holds_alternative<Heartbeat>(decode_server_ok(encode(Heartbeat{}))));
   EXPECT_TRUE(std::holds_alternative<Heartbeat>(decode_server_ok(encode(ServerMessage{Heartbeat{}}))));
