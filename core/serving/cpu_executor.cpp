@@ -97,7 +97,9 @@ void CpuExecutor::validate(const StepPlan& plan) const {
     if (!seen.insert(seq.seq_id).second) throw Error(name + " is scheduled twice in one step");
     if (released.count(seq.seq_id)) throw Error(name + " is both scheduled and in release_state");
     if (seq.tokens.empty()) throw Error(name + " has no tokens to run");
-    if (seq.num_cached < 0) throw Error(name + ": num_cached must be >= 0 (got " + std::to_string(seq.num_cached) + ")");
+    if (seq.num_cached < 0) {
+      throw Error(name + ": num_cached must be >= 0 (got " + std::to_string(seq.num_cached) + ")");
+    }
     for (int32_t id : seq.tokens) {
       if (id < 0 || id >= config.vocab_size) {
         throw Error(name + ": token id " + std::to_string(id) + " is outside the vocabulary [0, " +

@@ -75,8 +75,8 @@ constexpr std::array kSettings = {
             Kind::Int64, &ServerConfig::max_frame_bytes},
     Setting{"limits", "client_timeout_ms", "--client-timeout-ms", "Drop clients silent for this long (ms)",
             Kind::Int32, &ServerConfig::client_timeout_ms},
-    Setting{"limits", "shutdown_grace_ms", "--shutdown-grace-ms", "Time running requests get to finish on shutdown (ms)",
-            Kind::Int32, &ServerConfig::shutdown_grace_ms},
+    Setting{"limits", "shutdown_grace_ms", "--shutdown-grace-ms",
+            "Time running requests get to finish on shutdown (ms)", Kind::Int32, &ServerConfig::shutdown_grace_ms},
 };
 constexpr std::array<std::string_view, 4> kSections = {"server", "scheduler", "kv_cache", "limits"};
 
@@ -213,6 +213,19 @@ void check_range(bool ok, std::string_view section, std::string_view key, const 
   if (!ok) throw Error(name_of(section, key) + " must be " + rule + " (got " + got + ")");
 }
 
+// A setting's default as --help shows it; empty for settings without a plain default.
+std::string default_text(const Setting& s, const ServerConfig& defaults) {
+  switch (s.kind) {
+    case Kind::Int32: return std::to_string(defaults.*std::get<int32_t ServerConfig::*>(s.field));
+    case Kind::Int64: return std::to_string(defaults.*std::get<int64_t ServerConfig::*>(s.field));
+    case Kind::String: return defaults.*std::get<std::string ServerConfig::*>(s.field);
+    case Kind::Path:
+    case Kind::Seed:
+    case Kind::Gib: return "";
+  }
+  return "";
+}
+
 bool is_power_of_two(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
 
 bool valid_device(const std::string& device) {
@@ -282,8 +295,8 @@ ServerConfig ServerConfig::from_toml_file(const std::filesystem::path& path) {
 
 void ServerConfig::validate() const {
   if (model.empty()) throw Error("no model directory given: use --model DIR or model = \"DIR\" in [server]");
-  check_range(valid_endpoint(listen), "server", "listen", "a ZeroMQ endpoint tcp://HOST:PORT, ipc://PATH or inproc://NAME",
-              "'" + listen + "'");
+  check_range(valid_endpoint(listen), "server", "listen",
+              "a ZeroMQ endpoint tcp://HOST:PORT, ipc://PATH or inproc://NAME", "'" + listen + "'");
   check_range(valid_device(device), "server", "device", "cpu, cuda or cuda:N", "'" + device + "'");
   const std::array<std::string_view, 7> levels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   check_range(std::find(levels.begin(), levels.end(), log_level) != levels.end(), "server", "log_level",
@@ -361,14 +374,7 @@ ServerCommandLine::ServerCommandLine(CLI::App& app) : flags_(std::make_unique<Fl
     const Setting& s = kSettings[i];
     Flags::Value& v = flags_->values[i];
     std::string help(s.help);
-    switch (s.kind) {
-      case Kind::Int32: help += " [default: " + std::to_string(defaults.*std::get<int32_t ServerConfig::*>(s.field)) + "]"; break;
-      case Kind::Int64: help += " [default: " + std::to_string(defaults.*std::get<int64_t ServerConfig::*>(s.field)) + "]"; break;
-      case Kind::String: help += " [default: " + defaults.*std::get<std::string ServerConfig::*>(s.field) + "]"; break;
-      case Kind::Path:
-      case Kind::Seed:
-      case Kind::Gib: break;
-    }
+    if (const std::string shown = default_text(s, defaults); !shown.empty()) help += " [default: " + shown + "]";
     const std::string flag(s.flag);
     switch (s.kind) {
       case Kind::Int32:

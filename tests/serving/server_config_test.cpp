@@ -217,7 +217,8 @@ TEST(ServerConfigTest, ValidationNamesTheSettingAndRange) {
               std::string::npos)
         << e;
   }
-  EXPECT_NE(with([](ServerConfig& c) { c.max_num_seqs = 0; }).find("scheduler.max_num_seqs (--max-num-seqs) must be >= 1"),
+  EXPECT_NE(with([](ServerConfig& c) { c.max_num_seqs = 0; })
+                .find("scheduler.max_num_seqs (--max-num-seqs) must be >= 1 (got 0)"),
             std::string::npos);
   EXPECT_NE(with([](ServerConfig& c) { c.max_num_batched_tokens = -1; }).find("max_num_batched_tokens"),
             std::string::npos);
