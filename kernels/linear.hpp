@@ -7,10 +7,9 @@
 namespace tessera::kernels {
 
 // x: [rows, in_features]; weight: [out_features, in_features]; y: [rows, out_features] (must not alias x).
-// Up to 3 rows (decode): vectorized dot products, parallel over output features. More rows (prefill): W is packed
-// per 16-output x 256-input tile and multiplied with an outer-product micro kernel (6 rows x 16 outputs), cache-blocked
-// over in_features and 256-row panels, OpenMP-parallel over (row panel, output tile).
-// FP32 accumulation; summation order differs from a naive loop only by rounding.
+// Vectorized dot products (8 lanes along in_features), OpenMP-parallel over 64-output tiles, rows in groups of 3.
+// Batch invariant: each output row is bit-identical whatever the other rows are, so a sequence gets the same logits
+// alone or inside any batch (served tokens equal offline tokens exactly). FP32 accumulation.
 void linear_ref(const float* x, const float* weight, float* y, int64_t rows, int64_t in_features,
                 int64_t out_features);
 

@@ -49,6 +49,25 @@ INSTANTIATE_TEST_SUITE_P(Shapes, LinearRefShapes,
                                            LinearShape{17, 257, 67}, LinearShape{33, 513, 130},
                                            LinearShape{70, 100, 129}, LinearShape{300, 20, 17}));
 
+// A row's output must not depend on the other rows of the batch, bit for bit: served requests then get exactly the
+// tokens they get alone (greedy near-ties included).
+TEST(LinearRef, BatchInvariantBitForBit) {
+  const int64_t in = 203, out = 131;
+  const auto w = random_floats(out * in, 21);
+  for (int64_t rows : {2, 3, 4, 7, 64}) {
+    const auto x = random_floats(rows * in, 22 + static_cast<uint32_t>(rows));
+    std::vector<float> batched(rows * out);
+    kernels::linear_ref(x.data(), w.data(), batched.data(), rows, in, out);
+    for (int64_t r = 0; r < rows; ++r) {
+      std::vector<float> alone(out);
+      kernels::linear_ref(x.data() + r * in, w.data(), alone.data(), 1, in, out);
+      for (int64_t o = 0; o < out; ++o) {
+        ASSERT_EQ(alone[o], batched[r * out + o]) << "rows " << rows << " row " << r << " output " << o;
+      }
+    }
+  }
+}
+
 TEST(LmHeadRef, GathersRowsThenProjects) {
   const int64_t tokens = 9, hidden = 37, vocab = 53;
   const auto h = random_floats(tokens * hidden, 13);
