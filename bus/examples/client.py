@@ -19,7 +19,8 @@ def parse_args():
     p.add_argument("--server", default="tcp://127.0.0.1:5555", help="endpoint (tcp://host:port or ipc://path)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt", help="prompt text")
-    src.add_argument("--ids", type=int, nargs="+", help="prompt token ids")
+    src.add_argument("--ids", type=lambda text: [int(x) for x in text.replace(",", " ").split()],
+                     help="prompt token ids, comma-separated (e.g. 1,2,3)")
     src.add_argument("--info", action="store_true", help="print the server's info and exit")
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--temperature", type=float, default=1.0)
@@ -28,7 +29,9 @@ def parse_args():
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--stop", action="append", default=None, help="stop string (repeatable)")
     p.add_argument("--no-stream", action="store_true", help="ask for the whole output in the final message")
-    p.add_argument("--print-ids", action="store_true", help="print token ids instead of text")
+    p.add_argument("--ignore-eos", action="store_true", help="keep generating past the end-of-sequence token")
+    p.add_argument("--print-ids", action="store_true",
+                   help="after the text, print the generated ids comma-separated as the last line")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds without any message before giving up")
     return p.parse_args()
 
@@ -60,6 +63,8 @@ def main():
         return 0
 
     params = {"max_tokens": args.max_tokens, "temperature": args.temperature}
+    if args.ignore_eos:
+        params["ignore_eos"] = True
     for key, value in (("top_p", args.top_p), ("top_k", args.top_k), ("seed", args.seed), ("stop", args.stop)):
         if value is not None:
             params[key] = value
@@ -71,6 +76,7 @@ def main():
         request["prompt"] = args.prompt
     sock.send(msgpack.packb(request, use_bin_type=True))
 
+    ids = []
     while True:
         msg = receive(sock, args.timeout)
         if msg is None:
@@ -81,11 +87,15 @@ def main():
         if msg.get("id") not in (request_id, None):
             continue
         if kind == "tokens":
-            out = " ".join(map(str, msg["ids"])) + " " if args.print_ids else msg["text"]
-            print(out, end="", flush=True)
+            ids.extend(msg["ids"])
+            print(msg["text"], end="", flush=True)
         elif kind == "final":
             if args.no_stream:
-                print(" ".join(map(str, msg.get("ids", []))) if args.print_ids else msg.get("text", ""), end="")
+                ids = msg.get("ids", [])
+                print(msg.get("text", ""), end="")
+            if args.print_ids:
+                print("\n" + ",".join(map(str, ids)), end="")
+            print()
             usage, timings = msg["usage"], msg["timings"]
             print(f"\n[{msg['finish_reason']}] prompt={usage['prompt_tokens']} completion={usage['completion_tokens']}"
                   f" ttft={timings['ttft_s']:.3f}s e2e={timings['e2e_s']:.3f}s", file=sys.stderr)

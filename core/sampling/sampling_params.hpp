@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <msgpack.hpp>
+
 namespace tessera {
 
 struct SamplingParams {
@@ -34,6 +36,8 @@ struct SamplingParams {
   void validate(int32_t vocab_size) const;
 
   bool is_greedy() const { return temperature == 0.0f; }
+
+  MSGPACK_DEFINE_MAP(temperature, top_k, top_p, seed, max_tokens, stop_token_ids, stop, ignore_eos)
 };
 
 }  // namespace tessera

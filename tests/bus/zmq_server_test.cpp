@@ -309,7 +309,7 @@ TEST(ZmqServerLoop, PythonExampleClientStreamsAndReportsErrors) {
   EXPECT_NE(ok.output.find("hello bus"), std::string::npos) << ok.output;
   EXPECT_NE(ok.output.find("[length] prompt=9 completion=9"), std::string::npos) << ok.output;
 
-  auto ids = run_command(client + " --ids 1 2 3 --print-ids");
+  auto ids = run_command(client + " --ids 1,2,3 --print-ids");
   EXPECT_EQ(ids.exit_code, 0) << ids.output;
 
   auto info = run_command(client + " --info");

@@ -1,0 +1,251 @@
+#include "actors/scheduler_actor.hpp"
+
+#include <chrono>
+#include <unordered_map>
+
+#include <spdlog/spdlog.h>
+
+#include "actors/caf_types.hpp"
+#include "actors/runtime_gauges.hpp"
+#include "core/common/error.hpp"
+
+namespace tessera {
+
+namespace {
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+constexpr auto kDeadlineTick = std::chrono::milliseconds(20);
+
+struct LiveRequest {
+  uint32_t shard = 0;
+  double arrival_s = 0;
+  std::optional<double> deadline_s;
+  double queue_s = -1;  // set when first scheduled
+};
+
+// Everything the behaviour's handlers share; owned by the actor (one thread at a time).
+struct SchedulerState {
+  SchedulerState(SchedulerConfig config, int num_kv_blocks, std::vector<int32_t> eos)
+      : scheduler(std::move(config), num_kv_blocks, std::move(eos)) {}
+
+  Scheduler scheduler;
+  caf::actor kv_manager;
+  caf::actor executor;
+  std::vector<caf::actor> shards;
+  std::shared_ptr<RuntimeGauges> gauges;
+  std::unordered_map<uint64_t, LiveRequest> live;
+  std::vector<uint64_t> pending_state_release;  // executor state to drop with the next plan
+  bool step_in_flight = false;
+  bool tick_armed = false;
+  bool shutting_down = false;
+};
+
+const char* add_status_code(AddStatus status) {
+  switch (status) {
+    case AddStatus::Overloaded: return "overloaded";
+    case AddStatus::PromptTooLong: return "prompt_too_long";
+    default: return "invalid_request";
+  }
+}
+
+class SchedulerShell {
+ public:
+  SchedulerShell(caf::event_based_actor* self, std::shared_ptr<SchedulerState> state)
+      : self_(self), s_(std::move(state)) {}
+
+  void admit(AdmitRequest& request) {
+    AdmissionResult reply;
+    reply.seq_id = request.seq_id;
+    if (s_->shutting_down) {
+      reply.error_code = "shutting_down";
+      reply.error_message = "the server is shutting down";
+    } else {
+      RequestSpec spec{request.seq_id, std::move(request.prompt), std::move(request.params), request.priority};
+      const AddResult added = s_->scheduler.add(std::move(spec));
+      reply.accepted = added.accepted();
+      if (!reply.accepted) {
+        reply.error_code = add_status_code(added.status);
+        reply.error_message = added.message;
+      } else {
+        s_->live[request.seq_id] = LiveRequest{request.shard, request.arrival_s, request.deadline_s, -1};
+        if (request.deadline_s) arm_tick();
+      }
+    }
+    self_->send(s_->shards.at(request.shard % s_->shards.size()), reply);
+    publish();
+    try_step();
+  }
+
+  void abort(const AbortSequence& request) {
+    AbortReason reason = AbortReason::Cancelled;
+    switch (static_cast<SequenceOutcome>(request.outcome)) {
+      case SequenceOutcome::Stop: reason = AbortReason::StopString; break;
+      case SequenceOutcome::Error: reason = AbortReason::Error; break;
+      default: reason = request.error_code == "client_lost" ? AbortReason::ClientLost : AbortReason::Cancelled;
+    }
+    end(request.seq_id, reason, request.error_code, request.error_message, request.already_answered);
+    try_step();
+  }
+
+  void tick() {
+    s_->tick_armed = false;
+    const double now = now_seconds();
+    std::vector<uint64_t> expired;
+    bool any_deadline = false;
+    for (const auto& [id, live] : s_->live) {
+      if (!live.deadline_s) continue;
+      if (*live.deadline_s <= now) expired.push_back(id);
+      else any_deadline = true;
+    }
+    for (uint64_t id : expired) end(id, AbortReason::Error, "deadline_exceeded", "the request's deadline passed", false);
+    if (any_deadline) arm_tick();
+    if (!expired.empty()) try_step();
+  }
+
+  void shutdown() {
+    s_->shutting_down = true;
+    std::vector<uint64_t> ids;
+    for (const auto& [id, live] : s_->live) ids.push_back(id);
+    for (uint64_t id : ids) end(id, AbortReason::Error, "shutting_down", "the server is shutting down", false);
+    for (const caf::actor& shard : s_->shards) self_->send(shard, shutdown_atom::value);
+    try_step();
+  }
+
+  void try_step() {
+    if (s_->step_in_flight) return;
+    std::optional<StepPlan> plan = s_->scheduler.schedule();
+    if (!plan) {
+      Releases releases = s_->scheduler.take_releases();
+      if (!releases.kv.empty()) self_->send(s_->kv_manager, KvFree{std::move(releases.kv)});
+      s_->pending_state_release.insert(s_->pending_state_release.end(), releases.state.begin(), releases.state.end());
+      publish();
+      return;
+    }
+    plan->release_state.insert(plan->release_state.end(), s_->pending_state_release.begin(),
+                               s_->pending_state_release.end());
+    s_->pending_state_release.clear();
+    const double now = now_seconds();
+    for (const ScheduledSequence& seq : plan->sequences) {
+      auto it = s_->live.find(seq.seq_id);
+      if (it != s_->live.end() && it->second.queue_s < 0) it->second.queue_s = now - it->second.arrival_s;
+    }
+    s_->step_in_flight = true;
+    auto self = self_;
+    auto state = s_;
+    const uint64_t step_id = plan->step_id;
+    self_->request(s_->kv_manager, caf::infinite, std::move(*plan))
+        .then(
+            [self, state, step_id](KvAllocation& allocation) {
+              if (!allocation.error.empty()) {
+                spdlog::error("step {}: {}", step_id, allocation.error);
+                SchedulerShell(self, state).finish_step(allocation.plan, StepResult{step_id, {}, allocation.error, 0});
+                return;
+              }
+              auto plan = std::make_shared<StepPlan>(std::move(allocation.plan));
+              self->request(state->executor, caf::infinite, *plan)
+                  .then([self, state, plan](StepResult& result) { SchedulerShell(self, state).finish_step(*plan, result); },
+                        [self, state, plan](caf::error& error) {
+                          SchedulerShell(self, state)
+                              .finish_step(*plan, StepResult{plan->step_id, {}, "executor: " + caf::to_string(error), 0});
+                        });
+            },
+            [self, state, step_id](caf::error& error) {
+              spdlog::error("step {}: KV-block manager failed: {}", step_id, caf::to_string(error));
+              state->step_in_flight = false;
+            });
+  }
+
+  void finish_step(const StepPlan& plan, const StepResult& result) {
+    s_->step_in_flight = false;
+    if (!result.error.empty()) spdlog::error("step {} failed: {}", plan.step_id, result.error);
+    ++s_->gauges->steps;
+    std::vector<ShardProgress> per_shard(s_->shards.size());
+    for (SequenceUpdate& update : s_->scheduler.update(plan, result)) {
+      auto it = s_->live.find(update.seq_id);
+      if (it == s_->live.end()) continue;
+      SequenceProgress progress;
+      progress.seq_id = update.seq_id;
+      if (update.token) progress.tokens.push_back(*update.token);
+      progress.outcome = static_cast<uint8_t>(update.outcome);
+      if (update.outcome == SequenceOutcome::Error) {
+        progress.error_code = "internal";
+        progress.error_message = update.message;
+      }
+      progress.queue_s = it->second.queue_s;
+      per_shard[it->second.shard % per_shard.size()].sequences.push_back(std::move(progress));
+      if (update.finished()) s_->live.erase(it);
+    }
+    for (size_t i = 0; i < per_shard.size(); ++i) {
+      if (!per_shard[i].sequences.empty()) self_->send(s_->shards[i], std::move(per_shard[i]));
+    }
+    try_step();
+  }
+
+ private:
+  // Ends one sequence early and, unless the client already has its terminal message, tells its shard.
+  void end(uint64_t seq_id, AbortReason reason, const std::string& code, const std::string& message,
+           bool already_answered) {
+    std::optional<SequenceUpdate> update;
+    try {
+      update = s_->scheduler.abort(seq_id, reason, message);
+    } catch (const Error& e) {  // e.g. a stop string before any token: treat as a plain cancel
+      update = s_->scheduler.abort(seq_id, AbortReason::Cancelled, e.what());
+    }
+    auto it = s_->live.find(seq_id);
+    if (!update || it == s_->live.end()) return;
+    if (!already_answered) {
+      SequenceProgress progress;
+      progress.seq_id = seq_id;
+      progress.outcome = static_cast<uint8_t>(update->outcome);
+      progress.error_code = code;
+      progress.error_message = message;
+      progress.queue_s = it->second.queue_s;
+      self_->send(s_->shards[it->second.shard % s_->shards.size()], ShardProgress{{std::move(progress)}});
+    }
+    s_->live.erase(it);
+    publish();
+  }
+
+  void arm_tick() {
+    if (s_->tick_armed) return;
+    s_->tick_armed = true;
+    self_->delayed_send(self_, kDeadlineTick, tick_atom::value);
+  }
+
+  void publish() {
+    const SchedulerStats stats = s_->scheduler.stats();
+    s_->gauges->requests_running = stats.num_running;
+    s_->gauges->requests_waiting = stats.num_waiting;
+    s_->gauges->preemptions = stats.num_preemptions;
+  }
+
+  caf::event_based_actor* self_;
+  std::shared_ptr<SchedulerState> s_;
+};
+
+caf::behavior scheduler_behavior(caf::event_based_actor* self, std::shared_ptr<SchedulerState> state) {
+  return {
+      [self, state](const ShardList& list) { state->shards = list.shards; },
+      [self, state](AdmitRequest& request) { SchedulerShell(self, state).admit(request); },
+      [self, state](const AbortSequence& request) { SchedulerShell(self, state).abort(request); },
+      [self, state](tick_atom) { SchedulerShell(self, state).tick(); },
+      [self, state](shutdown_atom) { SchedulerShell(self, state).shutdown(); },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_scheduler_actor(caf::actor_system& system, SchedulerConfig config, int num_kv_blocks,
+                                 std::vector<int32_t> eos_token_ids, caf::actor kv_manager, caf::actor executor,
+                                 std::shared_ptr<RuntimeGauges> gauges) {
+  auto state = std::make_shared<SchedulerState>(std::move(config), num_kv_blocks, std::move(eos_token_ids));
+  state->kv_manager = std::move(kv_manager);
+  state->executor = std::move(executor);
+  state->gauges = std::move(gauges);
+  return system.spawn(scheduler_behavior, std::move(state));
+}
+
+}  // namespace tessera

@@ -1,0 +1,157 @@
+#include "actors/server_runtime.hpp"
+
+#include <filesystem>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "actors/caf_types.hpp"
+#include "actors/executor_actor.hpp"
+#include "actors/ingress_bridge.hpp"
+#include "actors/kv_manager_actor.hpp"
+#include "actors/runtime_gauges.hpp"
+#include "actors/scheduler_actor.hpp"
+#include "actors/tokenizer_actor.hpp"
+#include "core/common/error.hpp"
+#include "core/model/llama_weights.hpp"
+#include "core/serving/cpu_executor.hpp"
+#include "core/tokenizer/tokenizer.hpp"
+
+namespace tessera {
+
+namespace {
+
+// Waits until `done()` or `timeout`; polls every few milliseconds (shutdown only, never on the serving path).
+template <class Done>
+bool wait_until(Done done, std::chrono::milliseconds timeout) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+}  // namespace
+
+struct ServerRuntime::Impl {
+  ServerConfig config;
+  std::shared_ptr<RuntimeGauges> gauges = std::make_shared<RuntimeGauges>();
+  std::shared_ptr<IngressBridge> bridge;
+  caf::actor_system_config caf_config;
+  std::unique_ptr<caf::actor_system> system;
+  caf::actor executor, kv_manager, scheduler;
+  std::vector<caf::actor> shards;
+  bool stopped = false;
+
+  void stop_actors() {
+    for (caf::actor* a : {&scheduler, &kv_manager, &executor}) {
+      if (*a) caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
+    }
+    for (caf::actor& shard : shards) caf::anon_send_exit(shard, caf::exit_reason::user_shutdown);
+    // Drop every strong handle before the actor system goes, or its destructor waits forever.
+    scheduler = kv_manager = executor = caf::actor();
+    shards.clear();
+    system.reset();
+  }
+};
+
+ServerRuntime::ServerRuntime(const ServerConfig& config) : impl_(std::make_unique<Impl>()) {
+  impl_->config = config;
+  auto weights = std::make_shared<const LlamaWeights>(LlamaWeights::load(config.model));
+  std::shared_ptr<const Tokenizer> tokenizer;
+  if (auto loaded = Tokenizer::load_dir(config.model)) tokenizer = std::make_shared<const Tokenizer>(*loaded);
+  const LlamaConfig& model = weights->config;
+  const int32_t max_model_len = config.effective_max_model_len(model);
+  const int num_blocks = config.kv_cache_blocks > 0
+                             ? config.kv_cache_blocks
+                             : CpuExecutor::num_blocks_for_budget(model, config.block_size, config.kv_cache_bytes);
+  const std::string model_name = std::filesystem::path(config.model).lexically_normal().filename().string();
+  auto executor = std::make_shared<CpuExecutor>(weights, num_blocks, config.block_size, model_name);
+  const ExecutorInfo executor_info = executor->info();
+
+  std::vector<int32_t> eos = model.eos_token_ids;
+  if (tokenizer) {
+    for (int32_t id : tokenizer->eos_ids()) eos.push_back(id);
+  }
+  SchedulerConfig scheduler_config;
+  scheduler_config.max_num_batched_tokens = config.max_num_batched_tokens;
+  scheduler_config.max_num_seqs = config.max_num_seqs;
+  scheduler_config.max_waiting_requests = config.max_waiting_requests;
+  scheduler_config.max_model_len = max_model_len;
+  scheduler_config.block_size = config.block_size;
+  scheduler_config.seed = config.seed;
+
+  // Two CAF worker threads: the event-based actors are light; the executor runs on its own (detached) thread.
+  impl_->caf_config.set("scheduler.max-threads", 2);
+  impl_->caf_config.set("logger.verbosity", caf::atom("quiet"));
+  impl_->system = std::make_unique<caf::actor_system>(impl_->caf_config);
+  caf::actor_system& system = *impl_->system;
+  impl_->executor = spawn_executor_actor(system, executor);
+  impl_->kv_manager = spawn_kv_manager_actor(system, num_blocks, config.block_size, impl_->gauges);
+  impl_->scheduler = spawn_scheduler_actor(system, scheduler_config, num_blocks, eos, impl_->kv_manager,
+                                           impl_->executor, impl_->gauges);
+
+  bus::InfoReply info;
+  info.model = model_name;
+  info.vocab_size = model.vocab_size;
+  info.max_model_len = max_model_len;
+  info.kv_blocks = num_blocks;
+  info.block_size = config.block_size;
+  info.kv_capacity_tokens = executor_info.capacity_tokens;
+  info.max_num_seqs = config.max_num_seqs;
+  info.ready = true;
+  auto gauges = impl_->gauges;
+  impl_->bridge = std::make_shared<IngressBridge>([info, gauges] {
+    bus::InfoReply reply = info;
+    reply.kv_blocks_used = gauges->kv_blocks_used;
+    reply.requests_running = gauges->requests_running;
+    reply.requests_waiting = gauges->requests_waiting;
+    return reply;
+  });
+
+  ModelLimits limits{model.vocab_size, max_model_len, eos};
+  for (int i = 0; i < config.tokenizer_threads; ++i) {
+    impl_->shards.push_back(
+        spawn_tokenizer_actor(system, static_cast<uint32_t>(i), tokenizer, limits, impl_->scheduler, impl_->bridge));
+  }
+  caf::anon_send(impl_->scheduler, ShardList{impl_->shards});
+
+  bus::ZmqServerConfig bus_config;
+  bus_config.endpoint = config.listen;
+  bus_config.limits.max_frame_bytes = static_cast<size_t>(config.max_frame_bytes);
+  bus_config.zmtp_heartbeat_timeout_ms = std::max(300, config.client_timeout_ms / 2);
+  try {
+    impl_->bridge->start(bus_config, impl_->shards);
+  } catch (...) {
+    impl_->bridge.reset();
+    impl_->stop_actors();
+    throw;
+  }
+  spdlog::info("serving {} on {} ({} KV blocks x {} tokens = {} tokens, max_model_len {}, {} tokenizer shards, {})",
+               model_name, impl_->bridge->endpoint(), num_blocks, config.block_size, executor_info.capacity_tokens,
+               max_model_len, config.tokenizer_threads, tokenizer ? "tokenizer loaded" : "no tokenizer: ids only");
+}
+
+ServerRuntime::~ServerRuntime() { shutdown(std::chrono::milliseconds(0)); }
+
+std::string ServerRuntime::endpoint() const { return impl_->bridge ? impl_->bridge->endpoint() : std::string(); }
+
+void ServerRuntime::shutdown(std::chrono::milliseconds grace) {
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  IngressBridge& bridge = *impl_->bridge;
+  bridge.set_draining(true);
+  const size_t in_flight = bridge.num_live_requests();
+  if (in_flight > 0) spdlog::info("shutting down: {} request(s) in flight, grace {} ms", in_flight, grace.count());
+  if (!wait_until([&] { return bridge.num_live_requests() == 0; }, grace)) {
+    caf::anon_send(impl_->scheduler, shutdown_atom::value);
+    wait_until([&] { return bridge.num_live_requests() == 0; }, std::chrono::milliseconds(2000));
+  }
+  bridge.stop();
+  impl_->stop_actors();
+  impl_->bridge.reset();
+  spdlog::info("stopped");
+}
+
+}  // namespace tessera

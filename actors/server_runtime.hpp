@@ -1,0 +1,32 @@
+#pragma once
+// Tessera's server: loads the model, sizes the KV cache, starts the actor system (executor, KV-block manager,
+// scheduler, tokenizer shards) and the ZeroMQ ingress, and shuts it all down in order.
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "core/serving/server_config.hpp"
+
+namespace tessera {
+
+class ServerRuntime {
+ public:
+  // Everything is up (endpoint bound) when the constructor returns. Throws tessera::Error on a bad model, config
+  // or endpoint.
+  explicit ServerRuntime(const ServerConfig& config);
+  ~ServerRuntime();
+  ServerRuntime(const ServerRuntime&) = delete;
+  ServerRuntime& operator=(const ServerRuntime&) = delete;
+
+  std::string endpoint() const;
+
+  // Graceful stop: refuse new requests, give running ones `grace` to finish, end the rest with shutting_down
+  // errors, flush the replies, stop the bus and the actors. Idempotent.
+  void shutdown(std::chrono::milliseconds grace);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tessera
