@@ -186,6 +186,41 @@ TEST_F(ServerE2ETest, PythonExampleClientStreams) {
   EXPECT_EQ(server->stop(), 0);
 }
 
+std::string run_output(const std::string& cmd, int* exit_code) {
+  FILE* pipe = popen(cmd.c_str(), "r");
+  std::string output;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, pipe)) output.append(buf, n);
+  *exit_code = WEXITSTATUS(pclose(pipe));
+  return output;
+}
+
+TEST_F(ServerE2ETest, CliGeneratesThroughTheServerAndReportsInfo) {
+  auto server = start();
+  SamplingParams params;
+  params.max_tokens = 10;
+  params.temperature = 0.7f;
+  params.seed = 42;
+  params.ignore_eos = true;
+  const auto expected = offline({9, 8, 7}, params);
+  int code = -1;
+  const std::string out = run_output(kBin + "/tessera-cli generate --server " + server->endpoint() +
+                                         " --ids 9,8,7 --max-tokens 10 --temperature 0.7 --seed 42 --ignore-eos --print-ids",
+                                     &code);
+  ASSERT_EQ(code, 0) << out;
+  std::string want;
+  for (size_t i = 0; i < expected.size(); ++i) want += (i ? "," : "") + std::to_string(expected[i]);
+  EXPECT_NE(out.find("\n" + want + "\n"), std::string::npos) << out;
+
+  const std::string info = run_output(kBin + "/tessera-cli info --server " + server->endpoint(), &code);
+  EXPECT_EQ(code, 0) << info;
+  EXPECT_NE(info.find("ready: true"), std::string::npos) << info;
+  EXPECT_NE(info.find("kv_capacity_tokens: "), std::string::npos) << info;
+  EXPECT_EQ(server->stop(), 0);
+  const std::string down = run_output(kBin + "/tessera-cli info --timeout-ms 300 --server " + server->endpoint() + " 2>&1", &code);
+  EXPECT_NE(code, 0) << down;
+}
+
 TEST_F(ServerE2ETest, CancelEndsWithOneCancelledFinalAndFreesKv) {
   auto server = start({"--max-num-batched-tokens", "16"});
   bus::Client client(server->endpoint());

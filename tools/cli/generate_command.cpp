@@ -1,4 +1,4 @@
-// tessera-cli generate: offline generation on the CPU reference engine (the server path comes with issue 3).
+// tessera-cli generate: offline generation on the CPU reference engine, or through a server (server_commands.cpp).
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -18,6 +18,7 @@ namespace {
 
 struct GenerateOptions {
   std::string model_dir;
+  std::string server;
   std::optional<std::string> prompt;
   std::optional<std::string> ids;
   SamplingParams sampling;
@@ -28,6 +29,19 @@ struct GenerateOptions {
 };
 
 void run_generate(const GenerateOptions& options) {
+  if (!options.server.empty()) {
+    ServerGenerateRequest request;
+    request.prompt = options.prompt;
+    if (options.ids) request.ids = parse_id_list(*options.ids, "--ids");
+    request.params = options.sampling;
+    request.params.seed = options.seed;
+    if (!options.stop_token_ids.empty()) {
+      request.params.stop_token_ids = parse_id_list(options.stop_token_ids, "--stop-token-ids");
+    }
+    request.print_ids = options.print_ids;
+    run_server_generate(options.server, request);
+    return;
+  }
   auto weights = std::make_shared<const LlamaWeights>(LlamaWeights::load(options.model_dir));
   std::shared_ptr<const Tokenizer> tokenizer;
   if (auto loaded = Tokenizer::load_dir(options.model_dir)) tokenizer = std::make_shared<const Tokenizer>(*loaded);
@@ -67,9 +81,13 @@ void run_generate(const GenerateOptions& options) {
 
 void add_generate_command(CLI::App& app, int& exit_code) {
   auto options = std::make_shared<GenerateOptions>();
-  CLI::App* cmd = app.add_subcommand("generate", "Generate a completion offline from a checkpoint folder");
-  cmd->add_option("--model", options->model_dir, "Hugging Face checkpoint folder")->required()->check(
-      CLI::ExistingDirectory);
+  CLI::App* cmd = app.add_subcommand(
+      "generate", "Generate a completion offline from a checkpoint folder (--model) or from a server (--server)");
+  auto* model_option = cmd->add_option("--model", options->model_dir, "Hugging Face checkpoint folder (offline)")
+                           ->check(CLI::ExistingDirectory);
+  auto* server_option = cmd->add_option("--server", options->server, "tessera-server endpoint, e.g. tcp://127.0.0.1:5555");
+  model_option->excludes(server_option);
+  server_option->excludes(model_option);
   auto* prompt_option = cmd->add_option("--prompt", options->prompt, "Prompt text (needs the checkpoint's tokenizer)");
   auto* ids_option = cmd->add_option("--ids", options->ids, "Prompt token ids, e.g. 1,2,3");
   prompt_option->excludes(ids_option);
@@ -86,6 +104,7 @@ void add_generate_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--no-special-tokens", options->no_special_tokens, "Encode --prompt without the BOS/template tokens");
   cmd->callback([options, &exit_code] {
     if (!options->prompt && !options->ids) throw CLI::RequiredError("--prompt or --ids");
+    if (options->model_dir.empty() && options->server.empty()) throw CLI::RequiredError("--model or --server");
     run_generate(*options);
     exit_code = 0;
   });

@@ -1,4 +1,5 @@
-// tessera-cli: tokenize / detokenize with a tokenizer.json, and offline generation on the CPU reference engine.
+// tessera-cli: tokenize / detokenize with a tokenizer.json; generation offline on the CPU reference engine or from a
+// running tessera-server; server info.
 #include <cstdio>
 #include <exception>
 
@@ -11,6 +12,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   tessera::cli::add_tokenize_commands(app, exit_code);
   tessera::cli::add_generate_command(app, exit_code);
+  tessera::cli::add_info_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

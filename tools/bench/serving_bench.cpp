@@ -1,0 +1,108 @@
+// tessera-serving-bench: the same workload as tessera-executor-bench (a batch of N requests, each L random prompt ids
+// and exactly M output tokens), sent through a running tessera-server over the bus. Comparing the two gives the
+// runtime's overhead (actors + ZeroMQ + tokenizer shards) over the bare executor. Prints one JSON object.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <random>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "bus/client.hpp"
+#include "core/common/error.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"tessera-serving-bench: a batch of fixed-length requests through a running server"};
+  std::string endpoint;
+  int batch = 8, input_len = 64, output_len = 32, repeat = 3, warmup = 1, vocab = 0;
+  uint32_t seed = 1;
+  app.add_option("--server", endpoint, "Server endpoint")->required();
+  app.add_option("--batch", batch, "Requests submitted together")->capture_default_str();
+  app.add_option("--input-len", input_len, "Prompt tokens per request (random ids)")->capture_default_str();
+  app.add_option("--output-len", output_len, "Output tokens per request (ignore_eos)")->capture_default_str();
+  app.add_option("--repeat", repeat, "Measured rounds")->capture_default_str();
+  app.add_option("--warmup", warmup, "Unmeasured rounds first")->capture_default_str();
+  app.add_option("--seed", seed, "Prompt seed")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  try {
+    tessera::bus::Client client(endpoint);
+    vocab = client.info(std::chrono::seconds(10)).vocab_size;
+    std::mt19937 rng(seed);
+    std::vector<double> round_s, ttft_ms, itl_ms;
+    int64_t tokens = 0;
+    for (int round = 0; round < warmup + repeat; ++round) {
+      std::map<std::string, Clock::time_point> last_chunk;
+      std::map<std::string, bool> first_seen;
+      const auto start = Clock::now();
+      for (int i = 0; i < batch; ++i) {
+        tessera::bus::SubmitRequest r;
+        r.id = std::to_string(round) + "-" + std::to_string(i);
+        std::vector<int32_t> prompt(input_len);
+        for (int32_t& t : prompt) t = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
+        r.prompt_ids = std::move(prompt);
+        r.params.max_tokens = output_len;
+        r.params.temperature = 0;
+        r.params.ignore_eos = true;
+        client.submit(r);
+      }
+      int ended = 0;
+      int64_t round_tokens = 0;
+      while (ended < batch) {
+        auto event = client.next_event(std::chrono::seconds(60));
+        if (!event) throw tessera::Error("no event for 60 s");
+        const auto now = Clock::now();
+        if (auto* chunk = std::get_if<tessera::bus::TokenChunk>(&*event)) {
+          round_tokens += static_cast<int64_t>(chunk->ids.size());
+          if (round >= warmup) {
+            if (!first_seen[chunk->id]) {
+              ttft_ms.push_back(std::chrono::duration<double, std::milli>(now - start).count());
+              first_seen[chunk->id] = true;
+            } else {
+              itl_ms.push_back(std::chrono::duration<double, std::milli>(now - last_chunk[chunk->id]).count());
+            }
+          }
+          last_chunk[chunk->id] = now;
+        } else if (auto* error = std::get_if<tessera::bus::ErrorMessage>(&*event)) {
+          throw tessera::Error("server error: " + error->message);
+        } else if (std::holds_alternative<tessera::bus::FinalMessage>(*event)) {
+          ++ended;
+        }
+      }
+      if (round >= warmup) {
+        round_s.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+        tokens += round_tokens;
+      }
+    }
+    double total_s = 0;
+    for (double s : round_s) total_s += s;
+    nlohmann::json out = {{"server", endpoint},
+                          {"batch", batch},
+                          {"input_len", input_len},
+                          {"output_len", output_len},
+                          {"repeat", repeat},
+                          {"tokens_per_s", tokens / total_s},
+                          {"round_median_s", median(round_s)},
+                          {"ttft_median_ms", median(ttft_ms)},
+                          {"itl_median_ms", median(itl_ms)}};
+    std::printf("%s\n", out.dump(2).c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
