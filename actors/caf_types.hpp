@@ -10,15 +10,6 @@
 
 namespace tessera {
 
-// A StepPlan after the KV-block manager filled its block tables (or why it could not).
-struct KvAllocation {
-  StepPlan plan;
-  std::string error;  // non-empty: nothing was allocated
-  int32_t used_blocks = 0;
-  int32_t total_blocks = 0;
-  MSGPACK_DEFINE_MAP(plan, error, used_blocks, total_blocks)
-};
-
 // KV-block manager: free these sequences' blocks now (the scheduler had no step to carry them).
 struct KvFree {
   std::vector<uint64_t> seq_ids;
@@ -41,7 +32,6 @@ using stats_atom = caf::atom_constant<caf::atom("stats")>;
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(tessera::StepPlan)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(tessera::StepResult)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(tessera::KvAllocation)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(tessera::IncomingRequest)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(tessera::ShardProgress)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(tessera::AdmissionResult)

@@ -33,7 +33,6 @@ struct SchedulerState {
 
   Scheduler scheduler;
   caf::actor kv_manager;
-  caf::actor executor;
   std::vector<caf::actor> shards;
   std::shared_ptr<RuntimeGauges> gauges;
   std::unordered_map<uint64_t, LiveRequest> live;
@@ -135,27 +134,13 @@ class SchedulerShell {
     s_->step_in_flight = true;
     auto self = self_;
     auto state = s_;
-    const uint64_t step_id = plan->step_id;
+    auto sent = std::make_shared<const StepPlan>(*plan);  // update() needs the plan when the result comes back
     self_->request(s_->kv_manager, caf::infinite, std::move(*plan))
-        .then(
-            [self, state, step_id](KvAllocation& allocation) {
-              if (!allocation.error.empty()) {
-                spdlog::error("step {}: {}", step_id, allocation.error);
-                SchedulerShell(self, state).finish_step(allocation.plan, StepResult{step_id, {}, allocation.error, 0});
-                return;
-              }
-              auto plan = std::make_shared<StepPlan>(std::move(allocation.plan));
-              self->request(state->executor, caf::infinite, *plan)
-                  .then([self, state, plan](StepResult& result) { SchedulerShell(self, state).finish_step(*plan, result); },
-                        [self, state, plan](caf::error& error) {
-                          SchedulerShell(self, state)
-                              .finish_step(*plan, StepResult{plan->step_id, {}, "executor: " + caf::to_string(error), 0});
-                        });
-            },
-            [self, state, step_id](caf::error& error) {
-              spdlog::error("step {}: KV-block manager failed: {}", step_id, caf::to_string(error));
-              state->step_in_flight = false;
-            });
+        .then([self, state, sent](StepResult& result) { SchedulerShell(self, state).finish_step(*sent, result); },
+              [self, state, sent](caf::error& error) {
+                SchedulerShell(self, state)
+                    .finish_step(*sent, StepResult{sent->step_id, {}, "step failed: " + caf::to_string(error), 0});
+              });
   }
 
   void finish_step(const StepPlan& plan, const StepResult& result) {
@@ -239,11 +224,10 @@ caf::behavior scheduler_behavior(caf::event_based_actor* self, std::shared_ptr<S
 }  // namespace
 
 caf::actor spawn_scheduler_actor(caf::actor_system& system, SchedulerConfig config, int num_kv_blocks,
-                                 std::vector<int32_t> eos_token_ids, caf::actor kv_manager, caf::actor executor,
+                                 std::vector<int32_t> eos_token_ids, caf::actor kv_manager,
                                  std::shared_ptr<RuntimeGauges> gauges) {
   auto state = std::make_shared<SchedulerState>(std::move(config), num_kv_blocks, std::move(eos_token_ids));
   state->kv_manager = std::move(kv_manager);
-  state->executor = std::move(executor);
   state->gauges = std::move(gauges);
   return system.spawn(scheduler_behavior, std::move(state));
 }

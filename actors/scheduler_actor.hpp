@@ -14,7 +14,7 @@ namespace tessera {
 struct RuntimeGauges;
 
 caf::actor spawn_scheduler_actor(caf::actor_system& system, SchedulerConfig config, int num_kv_blocks,
-                                 std::vector<int32_t> eos_token_ids, caf::actor kv_manager, caf::actor executor,
+                                 std::vector<int32_t> eos_token_ids, caf::actor kv_manager,
                                  std::shared_ptr<RuntimeGauges> gauges);
 
 }  // namespace tessera

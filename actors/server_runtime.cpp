@@ -88,9 +88,9 @@ ServerRuntime::ServerRuntime(const ServerConfig& config) : impl_(std::make_uniqu
   impl_->system = std::make_unique<caf::actor_system>(impl_->caf_config);
   caf::actor_system& system = *impl_->system;
   impl_->executor = spawn_executor_actor(system, executor);
-  impl_->kv_manager = spawn_kv_manager_actor(system, num_blocks, config.block_size, impl_->gauges);
-  impl_->scheduler = spawn_scheduler_actor(system, scheduler_config, num_blocks, eos, impl_->kv_manager,
-                                           impl_->executor, impl_->gauges);
+  impl_->kv_manager = spawn_kv_manager_actor(system, num_blocks, config.block_size, impl_->executor, impl_->gauges);
+  impl_->scheduler =
+      spawn_scheduler_actor(system, scheduler_config, num_blocks, eos, impl_->kv_manager, impl_->gauges);
 
   bus::InfoReply info;
   info.model = model_name;
