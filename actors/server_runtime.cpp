@@ -58,6 +58,9 @@ struct ServerRuntime::Impl {
 
 ServerRuntime::ServerRuntime(const ServerConfig& config) : impl_(std::make_unique<Impl>()) {
   impl_->config = config;
+  if (config.device != "cpu") {
+    throw Error("device '" + config.device + "' is not available in this build yet: only the CPU executor exists (--device cpu)");
+  }
   auto weights = std::make_shared<const LlamaWeights>(LlamaWeights::load(config.model));
   std::shared_ptr<const Tokenizer> tokenizer;
   if (auto loaded = Tokenizer::load_dir(config.model)) tokenizer = std::make_shared<const Tokenizer>(*loaded);
