@@ -1,6 +1,7 @@
 // End to end over real sockets: a tessera-server process on the tiny model, the C++ client library, the Python
 // example client and raw hostile frames.
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -9,8 +10,10 @@
 #include <gtest/gtest.h>
 #include <msgpack.hpp>
 #include <zmq.hpp>
+#include <nlohmann/json.hpp>
 
 #include "bus/client.hpp"
+#include "core/common/error.hpp"
 #include "core/generation/offline_generator.hpp"
 #include "core/model/random_checkpoint.hpp"
 #include "core/tokenizer/tokenizer.hpp"
@@ -219,6 +222,41 @@ TEST_F(ServerE2ETest, CliGeneratesThroughTheServerAndReportsInfo) {
   EXPECT_EQ(server->stop(), 0);
   const std::string down = run_output(kBin + "/tessera-cli info --timeout-ms 300 --server " + server->endpoint() + " 2>&1", &code);
   EXPECT_NE(code, 0) << down;
+}
+
+// A checkpoint without tokenizer files (written by HF transformers) serves token-id requests, with HF's greedy ids.
+TEST_F(ServerE2ETest, CheckpointWithoutTokenizerServesIdsWithTransformersGreedyIds) {
+  const std::string fixtures = TESSERA_FIXTURES_DIR;
+  const std::string endpoint = "ipc://" + (fs::temp_directory_path() / ("tessera_e2e_ids_" + std::to_string(getpid()) + ".sock")).string();
+  test::ServerProcess server({kBin + "/tessera-server", "--model", fixtures + "/models/gqa_untied", "--listen", endpoint,
+                              "--log-level", "warn"});
+  std::ifstream in(fixtures + "/logits_gqa_untied.json");
+  const auto golden = nlohmann::json::parse(in);
+  bus::Client client(server.endpoint());
+  for (const auto& p : golden["prompts"]) {
+    bus::SubmitRequest r;
+    r.id = "g" + std::to_string(p["prompt"].size());
+    r.prompt_ids = p["prompt"].get<std::vector<int32_t>>();
+    r.params.max_tokens = 24;
+    r.params.temperature = 0;
+    r.params.ignore_eos = true;
+    std::vector<int32_t> ids;
+    client.generate(r, [&](const bus::TokenChunk& c) {
+      ids.insert(ids.end(), c.ids.begin(), c.ids.end());
+      EXPECT_EQ(c.text, "");
+    });
+    EXPECT_EQ(ids, p["greedy"].get<std::vector<int32_t>>());
+  }
+  bus::SubmitRequest text;
+  text.id = "text";
+  text.prompt = "no tokenizer here";
+  try {
+    client.generate(text);
+    FAIL() << "a text prompt was accepted without a tokenizer";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("invalid_request"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(server.stop(), 0);
 }
 
 TEST_F(ServerE2ETest, CancelEndsWithOneCancelledFinalAndFreesKv) {
