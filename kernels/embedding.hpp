@@ -1,6 +1,5 @@
 #pragma once
 // Token embedding lookup: out[t] = table[ids[t]].
-// A CUDA launcher `cudaError_t launch_embedding(..., cudaStream_t)` will be declared beside this later.
 #include <cstdint>
 #include <span>
 
@@ -12,3 +11,18 @@ namespace tessera::kernels {
 void embedding_ref(const float* table, int64_t vocab, int64_t hidden, std::span<const int32_t> ids, float* out);
 
 }  // namespace tessera::kernels
+
+#if TESSERA_WITH_CUDA
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+namespace tessera::kernels::cuda {
+
+// Device pointers. T = float or __nv_bfloat16. ids must be valid (the executor validates plans on the host); an
+// out-of-range id writes zeros instead of reading out of bounds. Asynchronous on `stream`; returns the launch status.
+template <class T>
+cudaError_t launch_embedding(const T* table, int64_t vocab, int64_t hidden, const int32_t* ids, int64_t num_tokens,
+                             T* out, cudaStream_t stream);
+
+}  // namespace tessera::kernels::cuda
+#endif
