@@ -1,4 +1,5 @@
 #include "core/serving/cpu_executor.hpp"
+#include "core/serving/plan_validation.hpp"
 
 #include <chrono>
 #include <exception>
@@ -30,7 +31,7 @@ SamplingParams to_sampling_params(const SamplingSpec& spec) {
   return params;  // max_tokens / stop conditions are the scheduler's business
 }
 
-std::string sequence_name(uint64_t seq_id) { return "sequence " + std::to_string(seq_id); }
+
 
 }  // namespace
 
@@ -88,41 +89,8 @@ StepResult CpuExecutor::execute(const StepPlan& plan) {
 
 void CpuExecutor::validate(const StepPlan& plan) const {
   const LlamaConfig& config = weights_->config;
-  const int64_t block_size = cache_.shape().block_size;
-  const int32_t num_blocks = cache_.shape().num_blocks;
-  const std::unordered_set<uint64_t> released(plan.release_state.begin(), plan.release_state.end());
-  std::unordered_set<uint64_t> seen;
-  for (const ScheduledSequence& seq : plan.sequences) {
-    const std::string name = sequence_name(seq.seq_id);
-    if (!seen.insert(seq.seq_id).second) throw Error(name + " is scheduled twice in one step");
-    if (released.count(seq.seq_id)) throw Error(name + " is both scheduled and in release_state");
-    if (seq.tokens.empty()) throw Error(name + " has no tokens to run");
-    if (seq.num_cached < 0) {
-      throw Error(name + ": num_cached must be >= 0 (got " + std::to_string(seq.num_cached) + ")");
-    }
-    for (int32_t id : seq.tokens) {
-      if (id < 0 || id >= config.vocab_size) {
-        throw Error(name + ": token id " + std::to_string(id) + " is outside the vocabulary [0, " +
-                    std::to_string(config.vocab_size) + ")");
-      }
-    }
-    const int64_t end = int64_t{seq.num_cached} + static_cast<int64_t>(seq.tokens.size());
-    if (end > config.max_position_embeddings) {
-      throw Error(name + ": positions up to " + std::to_string(end) + " exceed the model's context of " +
-                  std::to_string(config.max_position_embeddings) + " tokens");
-    }
-    const int64_t needed_blocks = (end + block_size - 1) / block_size;
-    if (static_cast<int64_t>(seq.block_table.size()) < needed_blocks) {
-      throw Error(name + ": block table has " + std::to_string(seq.block_table.size()) + " blocks, " +
-                  std::to_string(needed_blocks) + " needed for " + std::to_string(end) + " positions");
-    }
-    for (int32_t block : seq.block_table) {
-      if (block < 0 || block >= num_blocks) {
-        throw Error(name + ": block id " + std::to_string(block) + " is outside the KV cache [0, " +
-                    std::to_string(num_blocks) + ")");
-      }
-    }
-  }
+  validate_plan(plan, PlanLimits{config.vocab_size, config.max_position_embeddings, cache_.shape().block_size,
+                                 cache_.shape().num_blocks});
 }
 
 std::vector<int32_t> CpuExecutor::run(const StepPlan& plan) {
