@@ -3,7 +3,6 @@
 // Paged layout (shared with the GPU): K and V each [num_blocks][block_size][num_kv_heads][head_dim] FP32;
 // a sequence's token at position p lives in block block_table[p / block_size], slot p % block_size, i.e. at
 // flat slot index block_table[p / block_size] * block_size + p % block_size.
-// A CUDA launcher `cudaError_t launch_kv_cache_write(..., cudaStream_t)` will be declared here later.
 #include <cstdint>
 
 namespace tessera::kernels {
@@ -23,3 +22,22 @@ void kv_cache_write_ref(const float* key, const float* value, int64_t num_tokens
                         const KvCacheLayout& layout, float* key_cache, float* value_cache);
 
 }  // namespace tessera::kernels
+
+#if TESSERA_WITH_CUDA
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+namespace tessera::kernels::cuda {
+
+// Device pointers, T = float or __nv_bfloat16; the caches use the layout above with T elements. Token t's key and
+// value vectors start at key + t * row_stride and value + t * row_stride (row_stride >= num_kv_heads * head_dim,
+// e.g. the fused QKV row). slot_mapping: [num_tokens] int64; a negative slot skips the token, a slot beyond the
+// cache is skipped too (the executor validates plans; the kernel never writes out of bounds).
+// Asynchronous on `stream`; cudaErrorInvalidValue for a malformed layout or row_stride.
+template <class T>
+cudaError_t launch_kv_cache_write(const T* key, const T* value, int64_t num_tokens, int64_t row_stride,
+                                  const int64_t* slot_mapping, KvCacheLayout layout, T* key_cache, T* value_cache,
+                                  cudaStream_t stream);
+
+}  // namespace tessera::kernels::cuda
+#endif

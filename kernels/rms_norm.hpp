@@ -1,6 +1,5 @@
 #pragma once
 // RMSNorm (Llama): out = x / sqrt(mean(x^2) + eps) * weight, per row, FP32 accumulation.
-// CUDA launchers `cudaError_t launch_rms_norm(..., cudaStream_t)` and `launch_add_rms_norm` will be declared here later.
 #include <cstdint>
 
 namespace tessera::kernels {
@@ -15,3 +14,26 @@ void add_rms_norm_ref(float* residual, const float* x, const float* weight, floa
                       float eps);
 
 }  // namespace tessera::kernels
+
+#if TESSERA_WITH_CUDA
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+namespace tessera::kernels::cuda {
+
+// Device pointers, T = float or __nv_bfloat16, FP32 math. One block per row; 16-byte accesses when dim and the
+// pointers allow. Asynchronous on `stream`; returns the launch status (cudaErrorInvalidValue for dim <= 0 or
+// rows < 0). x, out: [rows, dim] (may alias); weight: [dim].
+template <class T>
+cudaError_t launch_rms_norm(const T* x, const T* weight, T* out, int64_t rows, int64_t dim, float eps,
+                            cudaStream_t stream);
+
+// residual += x (added in FP32, stored as T), then out = rms_norm(residual) * weight, where the norm reads the
+// residual as stored (rounded to T, as Hugging Face's BF16 models do; for T = float exactly add_rms_norm_ref).
+// residual, x, out: [rows, dim]; out may alias x but not residual; x must not alias residual.
+template <class T>
+cudaError_t launch_add_rms_norm(T* residual, const T* x, const T* weight, T* out, int64_t rows, int64_t dim, float eps,
+                                cudaStream_t stream);
+
+}  // namespace tessera::kernels::cuda
+#endif

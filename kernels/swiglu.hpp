@@ -1,6 +1,5 @@
 #pragma once
 // SwiGLU activation of the Llama MLP: out = silu(gate) * up, silu(x) = x / (1 + exp(-x)).
-// A CUDA launcher `cudaError_t launch_swiglu(..., cudaStream_t)` will be declared here later.
 #include <cstdint>
 
 namespace tessera::kernels {
@@ -9,3 +8,18 @@ namespace tessera::kernels {
 void swiglu_ref(const float* gate, const float* up, float* out, int64_t n);
 
 }  // namespace tessera::kernels
+
+#if TESSERA_WITH_CUDA
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+namespace tessera::kernels::cuda {
+
+// Device pointers, T = float or __nv_bfloat16, FP32 math. gate_up: [rows][2 * inter], each row = gate | up (the
+// fused gate/up GEMM output); out: [rows][inter] (must not alias gate_up). Asynchronous on `stream`;
+// cudaErrorInvalidValue for inter <= 0 or inter > 8M.
+template <class T>
+cudaError_t launch_swiglu(const T* gate_up, T* out, int64_t rows, int64_t inter, cudaStream_t stream);
+
+}  // namespace tessera::kernels::cuda
+#endif

@@ -1,0 +1,119 @@
+#include "kernels/rms_norm.hpp"
+#include "kernels/vector_pack.cuh"
+
+namespace tessera::kernels::cuda {
+
+namespace {
+
+// One block per row. Pass 1 accumulates the sum of squares, pass 2 re-reads the row (L1/L2-resident by then) and
+// scales it. Each thread touches the same packs in both passes, so out may alias x.
+template <class T, int N>
+__global__ void rms_norm_kernel(const T* x, const T* __restrict__ weight, T* out, int64_t dim, float eps) {
+  __shared__ float reduce[33];
+  const int64_t row = blockIdx.x;
+  const T* x_row = x + row * dim;
+  T* out_row = out + row * dim;
+  const int64_t packs = dim / N;
+  float sum_sq = 0.0f;
+  for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    const Pack<T, N> v = load_pack<T, N>(x_row, p);
+#pragma unroll
+    for (int j = 0; j < N; ++j) {
+      const float f = to_float(v.v[j]);
+      sum_sq += f * f;
+    }
+  }
+  const float inv_rms = 1.0f / sqrtf(block_sum(sum_sq, reduce) / static_cast<float>(dim) + eps);
+  for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    const Pack<T, N> v = load_pack<T, N>(x_row, p);
+    const Pack<T, N> w = load_pack<T, N>(weight, p);
+    Pack<T, N> o;
+#pragma unroll
+    for (int j = 0; j < N; ++j) o.v[j] = from_float<T>(to_float(v.v[j]) * inv_rms * to_float(w.v[j]));
+    store_pack<T, N>(out_row, p, o);
+  }
+}
+
+// residual += x (FP32 add, stored as T); out = rms_norm(stored residual) * weight. The norm reads the residual as
+// stored, i.e. rounded to T, like Hugging Face (whose BF16 residual add rounds before the FP32 norm) and so that
+// the normalized values and the residual stream the next layer reads are the same numbers. For T = float this is
+// exactly add_rms_norm_ref. out may alias x, not residual.
+template <class T, int N>
+__global__ void add_rms_norm_kernel(T* __restrict__ residual, const T* x, const T* __restrict__ weight, T* out,
+                                    int64_t dim, float eps) {
+  __shared__ float reduce[33];
+  const int64_t row = blockIdx.x;
+  T* res_row = residual + row * dim;
+  const T* x_row = x + row * dim;
+  T* out_row = out + row * dim;
+  const int64_t packs = dim / N;
+  float sum_sq = 0.0f;
+  for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    const Pack<T, N> r = load_pack<T, N>(res_row, p);
+    const Pack<T, N> a = load_pack<T, N>(x_row, p);
+    Pack<T, N> s;
+#pragma unroll
+    for (int j = 0; j < N; ++j) {
+      s.v[j] = from_float<T>(to_float(r.v[j]) + to_float(a.v[j]));
+      const float f = to_float(s.v[j]);
+      sum_sq += f * f;
+    }
+    store_pack<T, N>(res_row, p, s);
+  }
+  const float inv_rms = 1.0f / sqrtf(block_sum(sum_sq, reduce) / static_cast<float>(dim) + eps);
+  for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    const Pack<T, N> r = load_pack<T, N>(res_row, p);  // this thread's own store of pass 1
+    const Pack<T, N> w = load_pack<T, N>(weight, p);
+    Pack<T, N> o;
+#pragma unroll
+    for (int j = 0; j < N; ++j) o.v[j] = from_float<T>(to_float(r.v[j]) * inv_rms * to_float(w.v[j]));
+    store_pack<T, N>(out_row, p, o);
+  }
+}
+
+constexpr int kMaxThreads = 1024;
+
+}  // namespace
+
+template <class T>
+cudaError_t launch_rms_norm(const T* x, const T* weight, T* out, int64_t rows, int64_t dim, float eps,
+                            cudaStream_t stream) {
+  if (rows < 0 || dim <= 0 || rows > INT32_MAX) return cudaErrorInvalidValue;
+  if (rows == 0) return cudaSuccess;
+  constexpr int N = kPackElems<T>;
+  const bool vectorized = dim % N == 0 && is_aligned16(x) && is_aligned16(weight) && is_aligned16(out);
+  const unsigned blocks = static_cast<unsigned>(rows);
+  if (vectorized) {
+    rms_norm_kernel<T, N><<<blocks, threads_for(dim / N, kMaxThreads), 0, stream>>>(x, weight, out, dim, eps);
+  } else {
+    rms_norm_kernel<T, 1><<<blocks, threads_for(dim, kMaxThreads), 0, stream>>>(x, weight, out, dim, eps);
+  }
+  return cudaGetLastError();
+}
+
+template <class T>
+cudaError_t launch_add_rms_norm(T* residual, const T* x, const T* weight, T* out, int64_t rows, int64_t dim, float eps,
+                                cudaStream_t stream) {
+  if (rows < 0 || dim <= 0 || rows > INT32_MAX) return cudaErrorInvalidValue;
+  if (rows == 0) return cudaSuccess;
+  constexpr int N = kPackElems<T>;
+  const bool vectorized = dim % N == 0 && is_aligned16(residual) && is_aligned16(x) && is_aligned16(weight) &&
+                          is_aligned16(out);
+  const unsigned blocks = static_cast<unsigned>(rows);
+  if (vectorized) {
+    add_rms_norm_kernel<T, N>
+        <<<blocks, threads_for(dim / N, kMaxThreads), 0, stream>>>(residual, x, weight, out, dim, eps);
+  } else {
+    add_rms_norm_kernel<T, 1><<<blocks, threads_for(dim, kMaxThreads), 0, stream>>>(residual, x, weight, out, dim, eps);
+  }
+  return cudaGetLastError();
+}
+
+#define TESSERA_INSTANTIATE_RMS_NORM(T)                                                                        \
+  template cudaError_t launch_rms_norm<T>(const T*, const T*, T*, int64_t, int64_t, float, cudaStream_t);      \
+  template cudaError_t launch_add_rms_norm<T>(T*, const T*, const T*, T*, int64_t, int64_t, float, cudaStream_t);
+TESSERA_INSTANTIATE_RMS_NORM(float)
+TESSERA_INSTANTIATE_RMS_NORM(__nv_bfloat16)
+#undef TESSERA_INSTANTIATE_RMS_NORM
+
+}  // namespace tessera::kernels::cuda
