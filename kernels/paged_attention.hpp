@@ -1,7 +1,7 @@
 #pragma once
 // Causal grouped-query attention of new query tokens over a paged KV cache (see kv_cache_write.hpp for the layout).
 // Several sequences are batched "varlen" style: their new query tokens are concatenated into one [T, ...] array.
-// A CUDA launcher `cudaError_t launch_paged_attention(..., cudaStream_t)` will be declared here later.
+// The CUDA launcher (below, under TESSERA_WITH_CUDA) computes the same thing on the GPU.
 #include <cstdint>
 #include <span>
 
@@ -32,3 +32,43 @@ void paged_attention_ref(const float* q, const float* key_cache, const float* va
                          std::span<const AttentionSequence> sequences, const AttentionParams& params, float* out);
 
 }  // namespace tessera::kernels
+
+#if TESSERA_WITH_CUDA
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+namespace tessera::kernels::cuda {
+
+// Scratch bytes launch_paged_attention needs (split-K partials of the decode path) for ANY launch on the current
+// device with num_seqs <= max_num_seqs and max_context_len <= the given one (same heads / window); 0 when no
+// split is ever needed. Host only, cheap (queries the current device's SM count, which steers the split count).
+size_t paged_attention_workspace_bytes(int max_num_seqs, int max_context_len, int num_heads, int num_kv_heads,
+                                       int head_dim, int sliding_window);
+
+// Paged attention of a varlen batch on the GPU; same semantics as paged_attention_ref (new tokens' K/V are in the
+// cache already). Device pointers; T = float or __nv_bfloat16 for q, the caches and out.
+//   q: query row of token t at q + t * q_row_stride, heads [num_heads][head_dim] (q_row_stride >= num_heads *
+//      head_dim, e.g. the fused QKV row). out: [num_tokens][num_heads * head_dim], dense.
+//   query_start, query_len, context_len: [num_seqs] int32; block_tables: [num_seqs][max_blocks_per_seq] int32.
+//   max_query_len, max_context_len: host-side upper bounds of the device arrays' values (they size the grids; a
+//      too small max_query_len leaves rows unwritten). Sequences with query_len 0 are skipped.
+// Paths: sequences with query_len == 1 take the decode kernel (one block per (sequence, kv head) that reads each
+//   K/V row once for all query heads of the group; the context is split (flash-decoding) into partitions when the
+//   grid would not fill the GPU, with a small combine kernel over the FP32 partials in `workspace`). Sequences
+//   with query_len > 1 take the tiled prefill kernel; a mixed batch launches both kernels on `stream` (each skips
+//   the other's sequences), so decode rows never pay for prefill tiles.
+// Requirements (else cudaErrorInvalidValue, nothing launched): head_dim 64 or 128, num_heads a multiple of
+//   num_kv_heads, q / caches / out 16-byte aligned and q_row_stride a multiple of 16 / sizeof(T) elements,
+//   num_seqs <= 65535, workspace_bytes >= paged_attention_workspace_bytes(num_seqs, max_context_len, ...).
+// Block ids and lengths are trusted (the executor validates plans). Asynchronous on `stream`, never synchronizes,
+// allocates nothing; returns the launch status.
+template <class T>
+cudaError_t launch_paged_attention(const T* q, int64_t q_row_stride, const T* key_cache, const T* value_cache,
+                                   KvCacheLayout layout, const int32_t* query_start, const int32_t* query_len,
+                                   const int32_t* context_len, const int32_t* block_tables, int max_blocks_per_seq,
+                                   int num_seqs, int64_t num_tokens, int max_query_len, int max_context_len,
+                                   AttentionParams params, T* out, void* workspace, size_t workspace_bytes,
+                                   cudaStream_t stream);
+
+}  // namespace tessera::kernels::cuda
+#endif

@@ -1,0 +1,270 @@
+// Decode path of paged attention (one new query token per sequence): grouped-query aware, split along the context
+// (flash-decoding) when the launcher asks for more than one split, plus the kernel combining the split partials.
+#include "kernels/paged_attention_internal.cuh"
+
+namespace tessera::kernels::cuda::paged {
+
+namespace {
+
+constexpr int kDecodeWarps = 4;
+constexpr int kDecodeThreads = 32 * kDecodeWarps;
+constexpr int kDecodeTile = 64;  // keys per shared-memory score tile
+constexpr int kMaxGroupChunk = 8;
+
+// Lane mapping: a K/V row of D elements is read by D / kVec lanes with one 16-byte load each; a warp covers
+// 32 / (D / kVec) rows at once and the block kRows rows.
+template <class T, int D>
+struct DecodeShape {
+  static constexpr int kLanesPerRow = D / kVec<T>;  // 8, 16 or 32
+  static_assert(kLanesPerRow <= 32 && 32 % kLanesPerRow == 0, "head_dim / vector width must divide a warp");
+  static constexpr int kRowsPerWarp = 32 / kLanesPerRow;
+  static constexpr int kRows = kDecodeWarps * kRowsPerWarp;
+  static constexpr int kKeysPerThread = kDecodeTile / kRows;
+  static_assert(kDecodeTile % kRows == 0, "tile must be a multiple of the rows in flight");
+};
+
+// G: query heads handled together (compile-time upper bound; the real count `heads` may be smaller). Each block
+// reads every K/V row of its split once and applies it to all `heads` query heads of its kv head.
+template <class T, int D, int G>
+__global__ void __launch_bounds__(kDecodeThreads)
+    decode_kernel(Args<T> a, int group_chunks, DecodePlan plan, Partials partials) {
+  using Shape = DecodeShape<T, D>;
+  constexpr int V = kVec<T>;
+  const int seq = blockIdx.y;
+  if (a.query_len[seq] != 1) return;
+  const int group = a.num_heads / a.num_kv_heads;
+  const int kv_head = blockIdx.x / group_chunks;
+  const int head0 = kv_head * group + (blockIdx.x % group_chunks) * G;
+  const int heads = min(G, kv_head * group + group - head0);
+
+  const int context = a.context_len[seq];
+  const int first = first_visible(context - 1, a.sliding_window);
+  const int split = blockIdx.z;
+  const int begin = first + split * plan.partition;
+  const int end = split == plan.num_splits - 1 ? context : min(context, begin + plan.partition);
+  if (begin >= end) return;  // this sequence's visible range is shorter than the split grid
+
+  __shared__ float scores[G][kDecodeTile];
+  __shared__ float alpha_shared[G];
+  __shared__ float run_max[G];
+  __shared__ float run_sum[G];
+  __shared__ float reduce[kDecodeWarps][G][D];
+
+  const int tid = threadIdx.x;
+  const int warp = tid / 32;
+  const int lane = tid % 32;
+  const int row = warp * Shape::kRowsPerWarp + lane / Shape::kLanesPerRow;  // key row in flight, [0, kRows)
+  const int chunk = lane % Shape::kLanesPerRow;                           // 16-byte chunk of the head vector
+  const int64_t token = a.query_start[seq];
+
+  float qv[G][V];
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    if (g < heads) {
+      const T* src = a.q + token * a.q_row_stride + static_cast<int64_t>(head0 + g) * D + chunk * V;
+      unpack16<T>(load16(src), qv[g]);
+#pragma unroll
+      for (int v = 0; v < V; ++v) qv[g][v] *= a.scale;
+    } else {
+#pragma unroll
+      for (int v = 0; v < V; ++v) qv[g][v] = 0.0f;
+    }
+  }
+  if (tid < G) {
+    run_max[tid] = -CUDART_INF_F;
+    run_sum[tid] = 0.0f;
+  }
+  float acc[G][V];
+#pragma unroll
+  for (int g = 0; g < G; ++g)
+#pragma unroll
+    for (int v = 0; v < V; ++v) acc[g][v] = 0.0f;
+
+  const int32_t* table = a.block_tables + static_cast<int64_t>(seq) * a.max_blocks_per_seq;
+  for (int tile = begin; tile < end; tile += kDecodeTile) {
+    // Scores: all loads of the tile first (memory-level parallelism), then the dot products.
+    uint4 raw[Shape::kKeysPerThread];
+#pragma unroll
+    for (int i = 0; i < Shape::kKeysPerThread; ++i) {
+      const int pos = tile + row + i * Shape::kRows;
+      raw[i] = pos < end ? load16(a.key_cache + cache_offset(table, pos, a.block_size, a.num_kv_heads, D, kv_head) +
+                                  chunk * V)
+                         : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int i = 0; i < Shape::kKeysPerThread; ++i) {
+      float k[V];
+      unpack16<T>(raw[i], k);
+      float dots[G];
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        float s = 0.0f;
+#pragma unroll
+        for (int v = 0; v < V; ++v) s += qv[g][v] * k[v];
+        dots[g] = s;
+      }
+#pragma unroll
+      for (int offset = Shape::kLanesPerRow / 2; offset > 0; offset >>= 1)
+#pragma unroll
+        for (int g = 0; g < G; ++g) dots[g] += __shfl_xor_sync(0xffffffffu, dots[g], offset);
+      if (chunk == 0) {
+        const int key = row + i * Shape::kRows;
+        const bool visible = tile + key < end;
+#pragma unroll
+        for (int g = 0; g < G; ++g) scores[g][key] = visible ? dots[g] : -CUDART_INF_F;
+      }
+    }
+    __syncthreads();
+
+    // Online softmax per query head: one warp per head.
+    for (int g = warp; g < heads; g += kDecodeWarps) {
+      const float s0 = scores[g][lane];
+      const float s1 = scores[g][lane + 32];
+      const float old_max = run_max[g];
+      const float new_max = fmaxf(old_max, warp_max(fmaxf(s0, s1)));
+      const float m = safe_max(new_max);
+      const float p0 = expf(s0 - m), p1 = expf(s1 - m);
+      scores[g][lane] = p0;
+      scores[g][lane + 32] = p1;
+      const float tile_sum = warp_sum(p0 + p1);
+      if (lane == 0) {
+        const float alpha = expf(old_max - m);  // 0 while nothing was visible (old_max = -inf)
+        alpha_shared[g] = alpha;
+        run_sum[g] = run_sum[g] * alpha + tile_sum;
+        run_max[g] = new_max;
+      }
+    }
+    __syncthreads();
+
+    // acc += p * V over this thread's rows of the tile.
+#pragma unroll
+    for (int i = 0; i < Shape::kKeysPerThread; ++i) {
+      const int pos = tile + row + i * Shape::kRows;
+      raw[i] = pos < end ? load16(a.value_cache +
+                                  cache_offset(table, pos, a.block_size, a.num_kv_heads, D, kv_head) + chunk * V)
+                         : make_uint4(0, 0, 0, 0);  // zeros, never garbage (0 * NaN would poison acc)
+    }
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      const float alpha = g < heads ? alpha_shared[g] : 0.0f;
+#pragma unroll
+      for (int v = 0; v < V; ++v) acc[g][v] *= alpha;
+    }
+#pragma unroll
+    for (int i = 0; i < Shape::kKeysPerThread; ++i) {
+      float val[V];
+      unpack16<T>(raw[i], val);
+      const int key = row + i * Shape::kRows;
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        const float p = g < heads ? scores[g][key] : 0.0f;
+#pragma unroll
+        for (int v = 0; v < V; ++v) acc[g][v] += p * val[v];
+      }
+    }
+    __syncthreads();  // scores are overwritten by the next tile
+  }
+
+  // Reduce acc over the rows in flight: first within the warp, then across warps through shared memory.
+#pragma unroll
+  for (int offset = Shape::kLanesPerRow; offset < 32; offset <<= 1)
+#pragma unroll
+    for (int g = 0; g < G; ++g)
+#pragma unroll
+      for (int v = 0; v < V; ++v) acc[g][v] += __shfl_xor_sync(0xffffffffu, acc[g][v], offset);
+  if (lane < Shape::kLanesPerRow) {
+#pragma unroll
+    for (int g = 0; g < G; ++g)
+#pragma unroll
+      for (int v = 0; v < V; ++v) reduce[warp][g][chunk * V + v] = acc[g][v];
+  }
+  __syncthreads();
+
+  for (int idx = tid; idx < heads * D; idx += kDecodeThreads) {
+    const int g = idx / D;
+    const int d = idx % D;
+    float total = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kDecodeWarps; ++w) total += reduce[w][g][d];
+    const int head = head0 + g;
+    if (plan.num_splits == 1) {
+      a.out[token * a.num_heads * D + static_cast<int64_t>(head) * D + d] = from_float<T>(total / run_sum[g]);
+    } else {
+      const int64_t part = (static_cast<int64_t>(seq) * a.num_heads + head) * plan.num_splits + split;
+      partials.acc[part * D + d] = total;
+      if (d == 0) {
+        partials.max[part] = run_max[g];
+        partials.sum[part] = run_sum[g];
+      }
+    }
+  }
+}
+
+// One block per (head, sequence): out = sum_p w_p acc_p / sum_p w_p sum_p with w_p = exp(max_p - max).
+// Dynamic shared memory: num_splits floats (the weights).
+template <class T>
+__global__ void combine_kernel(Args<T> a, int head_dim, DecodePlan plan, Partials partials) {
+  extern __shared__ float weights[];
+  const int head = blockIdx.x;
+  const int seq = blockIdx.y;
+  if (a.query_len[seq] != 1) return;
+  const int context = a.context_len[seq];
+  const int span = context - first_visible(context - 1, a.sliding_window);
+  const int used = min(plan.num_splits, (span + plan.partition - 1) / plan.partition);
+  const int64_t part0 = (static_cast<int64_t>(seq) * a.num_heads + head) * plan.num_splits;
+
+  float global_max = -CUDART_INF_F;
+  for (int p = 0; p < used; ++p) global_max = fmaxf(global_max, partials.max[part0 + p]);
+  for (int p = threadIdx.x; p < used; p += blockDim.x) weights[p] = expf(partials.max[part0 + p] - global_max);
+  __syncthreads();
+  float denominator = 0.0f;
+  for (int p = 0; p < used; ++p) denominator += weights[p] * partials.sum[part0 + p];
+  const float inv = 1.0f / denominator;
+  const int64_t token = a.query_start[seq];
+  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    float total = 0.0f;
+    for (int p = 0; p < used; ++p) total += weights[p] * partials.acc[(part0 + p) * head_dim + d];
+    a.out[token * a.num_heads * head_dim + static_cast<int64_t>(head) * head_dim + d] = from_float<T>(total * inv);
+  }
+}
+
+template <class T, int D, int G>
+cudaError_t launch_decode_shape(const Args<T>& args, int num_seqs, const DecodePlan& plan, const Partials& partials,
+                                cudaStream_t stream) {
+  const int group = args.num_heads / args.num_kv_heads;
+  const int group_chunks = (group + G - 1) / G;
+  const dim3 grid(static_cast<unsigned>(args.num_kv_heads * group_chunks), static_cast<unsigned>(num_seqs),
+                  static_cast<unsigned>(plan.num_splits));
+  decode_kernel<T, D, G><<<grid, kDecodeThreads, 0, stream>>>(args, group_chunks, plan, partials);
+  return cudaGetLastError();
+}
+
+template <class T, int D>
+cudaError_t launch_decode_dim(const Args<T>& args, int num_seqs, const DecodePlan& plan, const Partials& partials,
+                              cudaStream_t stream) {
+  const int group = args.num_heads / args.num_kv_heads;
+  if (group <= 1) return launch_decode_shape<T, D, 1>(args, num_seqs, plan, partials, stream);
+  if (group <= 2) return launch_decode_shape<T, D, 2>(args, num_seqs, plan, partials, stream);
+  if (group <= 4) return launch_decode_shape<T, D, 4>(args, num_seqs, plan, partials, stream);
+  return launch_decode_shape<T, D, kMaxGroupChunk>(args, num_seqs, plan, partials, stream);
+}
+
+}  // namespace
+
+template <class T>
+cudaError_t launch_decode(const Args<T>& args, int head_dim, int num_seqs, const DecodePlan& plan,
+                          const Partials& partials, cudaStream_t stream) {
+  const cudaError_t status = head_dim == 64 ? launch_decode_dim<T, 64>(args, num_seqs, plan, partials, stream)
+                                            : launch_decode_dim<T, 128>(args, num_seqs, plan, partials, stream);
+  if (status != cudaSuccess || plan.num_splits == 1) return status;
+  const dim3 grid(static_cast<unsigned>(args.num_heads), static_cast<unsigned>(num_seqs));
+  combine_kernel<T><<<grid, 128, plan.num_splits * sizeof(float), stream>>>(args, head_dim, plan, partials);
+  return cudaGetLastError();
+}
+
+template cudaError_t launch_decode<float>(const Args<float>&, int, int, const DecodePlan&, const Partials&,
+                                          cudaStream_t);
+template cudaError_t launch_decode<__nv_bfloat16>(const Args<__nv_bfloat16>&, int, int, const DecodePlan&,
+                                                  const Partials&, cudaStream_t);
+
+}  // namespace tessera::kernels::cuda::paged

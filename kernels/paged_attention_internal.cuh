@@ -1,0 +1,100 @@
+#pragma once
+// Internals shared by the paged-attention CUDA kernels (decode split-K path, tiled prefill path) and their
+// launcher (paged_attention.cu). Device code; include from .cu files only.
+#include <cstdint>
+#include <math_constants.h>
+
+#include "kernels/cuda_common.cuh"
+
+namespace tessera::kernels::cuda::paged {
+
+// Everything a kernel needs about one launch, passed by value (plain ints and pointers, no host structs).
+template <class T>
+struct Args {
+  const T* q = nullptr;          // row t of the queries at q + t * q_row_stride, heads [num_heads][head_dim]
+  int64_t q_row_stride = 0;      // elements
+  const T* key_cache = nullptr;  // [num_blocks][block_size][num_kv_heads][head_dim]
+  const T* value_cache = nullptr;
+  int block_size = 0;
+  int num_kv_heads = 0;
+  int num_heads = 0;
+  const int32_t* query_start = nullptr;  // [num_seqs]
+  const int32_t* query_len = nullptr;
+  const int32_t* context_len = nullptr;
+  const int32_t* block_tables = nullptr;  // [num_seqs][max_blocks_per_seq]
+  int max_blocks_per_seq = 0;
+  float scale = 1.0f;
+  int sliding_window = 0;
+  T* out = nullptr;  // [num_tokens][num_heads * head_dim]
+};
+
+// Split-K (flash-decoding) plan of the decode path: the visible key range of a decode query,
+// [first, context_len), is cut into partitions of `partition` tokens; partition p of a sequence is handled by
+// blockIdx.z == p. num_splits == 1 writes the output directly, otherwise partials go to the workspace.
+struct DecodePlan {
+  int num_splits = 1;
+  int partition = 0;  // tokens per split (a multiple of the decode key tile); the last split runs to the end
+};
+
+// Workspace layout of the split-K partials (FP32): max and sum [num_seqs][num_heads][num_splits], then
+// acc [num_seqs][num_heads][num_splits][head_dim] (unnormalised: sum_k exp(s_k - max) v_k).
+struct Partials {
+  float* max = nullptr;
+  float* sum = nullptr;
+  float* acc = nullptr;
+};
+
+// 16-byte vector of T converted to FP32 (4 floats or 8 bf16).
+template <class T>
+inline constexpr int kVec = static_cast<int>(16 / sizeof(T));
+
+template <class T>
+__device__ __forceinline__ void unpack16(const uint4& raw, float (&out)[kVec<T>]);
+template <>
+__device__ __forceinline__ void unpack16<float>(const uint4& raw, float (&out)[4]) {
+  out[0] = __uint_as_float(raw.x);
+  out[1] = __uint_as_float(raw.y);
+  out[2] = __uint_as_float(raw.z);
+  out[3] = __uint_as_float(raw.w);
+}
+template <>
+__device__ __forceinline__ void unpack16<__nv_bfloat16>(const uint4& raw, float (&out)[8]) {
+  const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    // bf16 -> f32 is a 16-bit shift: low half is element 2i, high half element 2i + 1.
+    out[2 * i] = __uint_as_float(words[i] << 16);
+    out[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
+  }
+}
+
+__device__ __forceinline__ uint4 load16(const void* p) { return *reinterpret_cast<const uint4*>(p); }
+
+// Flat element offset of (position, kv_head) in a K or V cache of one sequence (block table row `table`).
+__device__ __forceinline__ int64_t cache_offset(const int32_t* table, int position, int block_size, int num_kv_heads,
+                                                int head_dim, int kv_head) {
+  const int64_t block = table[position / block_size];
+  const int64_t slot = block * block_size + position % block_size;
+  return (slot * num_kv_heads + kv_head) * head_dim;
+}
+
+// First visible key position of a query at `position` (sliding window: keys in (position - window, position]).
+__device__ __forceinline__ int first_visible(int position, int sliding_window) {
+  return sliding_window > 0 ? max(0, position - sliding_window + 1) : 0;
+}
+
+// exp(x - m) that treats a running max of -inf (nothing visible yet) as 0, so masked rows give 0, never NaN.
+__device__ __forceinline__ float safe_max(float m) { return m == -CUDART_INF_F ? 0.0f : m; }
+
+// Decode path: one block per (sequence, kv head, group chunk of <= 8 query heads, split). Sequences whose
+// query_len != 1 are skipped (the prefill kernel takes them). Defined in paged_attention_decode.cu.
+template <class T>
+cudaError_t launch_decode(const Args<T>& args, int head_dim, int num_seqs, const DecodePlan& plan,
+                          const Partials& partials, cudaStream_t stream);
+
+// Prefill path: one block per (tile of 64 (token, head-of-group) rows, kv head, sequence). Sequences whose
+// query_len <= 1 are skipped. Defined in paged_attention_prefill.cu.
+template <class T>
+cudaError_t launch_prefill(const Args<T>& args, int head_dim, int num_seqs, int max_query_len, cudaStream_t stream);
+
+}  // namespace tessera::kernels::cuda::paged
