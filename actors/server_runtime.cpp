@@ -15,6 +15,9 @@
 #include "core/common/error.hpp"
 #include "core/model/llama_weights.hpp"
 #include "core/serving/cpu_executor.hpp"
+#if TESSERA_WITH_CUDA
+#include "core/cuda/cuda_executor.hpp"
+#endif
 #include "core/tokenizer/tokenizer.hpp"
 
 namespace tessera {
@@ -30,6 +33,33 @@ bool wait_until(Done done, std::chrono::milliseconds timeout) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return true;
+}
+
+// The executor for config.device: the CPU reference engine (FP32), or a CUDA GPU (BF16) in builds with CUDA.
+std::shared_ptr<Executor> make_executor(const ServerConfig& config, const std::string& model_name) {
+  if (config.device == "cpu") {
+    auto weights = std::make_shared<const LlamaWeights>(LlamaWeights::load(config.model));
+    const int num_blocks = config.kv_cache_blocks > 0 ? config.kv_cache_blocks
+                                                      : CpuExecutor::num_blocks_for_budget(weights->config, config.block_size,
+                                                                                           config.kv_cache_bytes);
+    return std::make_shared<CpuExecutor>(weights, num_blocks, config.block_size, model_name);
+  }
+  if (config.device == "cuda" || config.device.rfind("cuda:", 0) == 0) {
+#if TESSERA_WITH_CUDA
+    CudaExecutorOptions options;
+    options.device = config.device == "cuda" ? 0 : std::stoi(config.device.substr(5));
+    options.gpu_memory_utilization = config.gpu_memory_utilization;
+    options.block_size = config.block_size;
+    options.kv_cache_blocks = config.kv_cache_blocks;
+    options.max_num_batched_tokens = config.max_num_batched_tokens;
+    options.max_num_seqs = config.max_num_seqs;
+    options.model_name = model_name;
+    return std::make_shared<CudaExecutor>(config.model, options);
+#else
+    throw Error("device '" + config.device + "': this build has no CUDA support (configure with the CUDA toolkit)");
+#endif
+  }
+  throw Error("unknown device '" + config.device + "' (cpu, cuda or cuda:N)");
 }
 
 }  // namespace
@@ -58,20 +88,14 @@ struct ServerRuntime::Impl {
 
 ServerRuntime::ServerRuntime(const ServerConfig& config) : impl_(std::make_unique<Impl>()) {
   impl_->config = config;
-  if (config.device != "cpu") {
-    throw Error("device '" + config.device + "' is not available in this build yet: only the CPU executor exists (--device cpu)");
-  }
-  auto weights = std::make_shared<const LlamaWeights>(LlamaWeights::load(config.model));
+  const LlamaConfig model = LlamaConfig::load(config.model);
   std::shared_ptr<const Tokenizer> tokenizer;
   if (auto loaded = Tokenizer::load_dir(config.model)) tokenizer = std::make_shared<const Tokenizer>(*loaded);
-  const LlamaConfig& model = weights->config;
   const int32_t max_model_len = config.effective_max_model_len(model);
-  const int num_blocks = config.kv_cache_blocks > 0
-                             ? config.kv_cache_blocks
-                             : CpuExecutor::num_blocks_for_budget(model, config.block_size, config.kv_cache_bytes);
   const std::string model_name = std::filesystem::path(config.model).lexically_normal().filename().string();
-  auto executor = std::make_shared<CpuExecutor>(weights, num_blocks, config.block_size, model_name);
+  std::shared_ptr<Executor> executor = make_executor(config, model_name);
   const ExecutorInfo executor_info = executor->info();
+  const int num_blocks = executor_info.num_blocks;
 
   std::vector<int32_t> eos = model.eos_token_ids;
   if (tokenizer) {

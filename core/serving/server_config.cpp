@@ -27,10 +27,11 @@ enum class Kind {
   Path,    // TOML string; relative paths in a file are relative to the file
   Seed,    // TOML integer >= 0; unset by default
   Gib,     // TOML float or integer, in GiB (2^30 bytes), stored as bytes
+  Fraction,  // TOML float or integer in (0, 1]
 };
 
 using Field = std::variant<int32_t ServerConfig::*, int64_t ServerConfig::*, std::string ServerConfig::*,
-                           std::optional<uint64_t> ServerConfig::*>;
+                           std::optional<uint64_t> ServerConfig::*, double ServerConfig::*>;
 
 struct Setting {
   std::string_view section;
@@ -71,6 +72,9 @@ constexpr std::array kSettings = {
             Kind::Gib, &ServerConfig::kv_cache_bytes},
     Setting{"kv_cache", "num_blocks", "--kv-cache-blocks", "Exact number of KV blocks (0 = from the memory budget)",
             Kind::Int32, &ServerConfig::kv_cache_blocks},
+    Setting{"kv_cache", "gpu_memory_utilization", "--gpu-memory-utilization",
+            "GPU: fraction of the device memory for weights, activations and KV (KV gets the rest)", Kind::Fraction,
+            &ServerConfig::gpu_memory_utilization},
     Setting{"limits", "max_frame_bytes", "--max-frame-bytes", "Largest accepted client message in bytes",
             Kind::Int64, &ServerConfig::max_frame_bytes},
     Setting{"limits", "client_timeout_ms", "--client-timeout-ms", "Drop clients silent for this long (ms)",
@@ -186,6 +190,18 @@ void apply_toml_value(const Setting& s, const toml::node& node, const std::strin
       config.*std::get<int64_t ServerConfig::*>(s.field) = static_cast<int64_t>(std::llround(bytes));
       return;
     }
+    case Kind::Fraction: {
+      double v;
+      if (const auto* f = node.as_floating_point()) {
+        v = f->get();
+      } else if (const auto* i = node.as_integer()) {
+        v = static_cast<double>(i->get());
+      } else {
+        throw wrong_type("a number in (0, 1]");
+      }
+      config.*std::get<double ServerConfig::*>(s.field) = v;  // range checked by validate()
+      return;
+    }
   }
 }
 
@@ -219,6 +235,7 @@ std::string default_text(const Setting& s, const ServerConfig& defaults) {
     case Kind::Int32: return std::to_string(defaults.*std::get<int32_t ServerConfig::*>(s.field));
     case Kind::Int64: return std::to_string(defaults.*std::get<int64_t ServerConfig::*>(s.field));
     case Kind::String: return defaults.*std::get<std::string ServerConfig::*>(s.field);
+    case Kind::Fraction: return std::to_string(defaults.*std::get<double ServerConfig::*>(s.field));
     case Kind::Path:
     case Kind::Seed:
     case Kind::Gib: return "";
@@ -315,6 +332,8 @@ void ServerConfig::validate() const {
   check_range(kv_cache_bytes >= 1, "kv_cache", "memory_bytes", ">= 1", std::to_string(kv_cache_bytes));
   check_range(kv_cache_blocks >= 0, "kv_cache", "num_blocks", ">= 0 (0 = from the memory budget)",
               std::to_string(kv_cache_blocks));
+  check_range(gpu_memory_utilization > 0 && gpu_memory_utilization <= 1, "kv_cache", "gpu_memory_utilization",
+              "in (0, 1]", std::to_string(gpu_memory_utilization));
   check_range(max_frame_bytes >= 1024 && max_frame_bytes <= (int64_t{1} << 30), "limits", "max_frame_bytes",
               "between 1024 and 1073741824", std::to_string(max_frame_bytes));
   check_range(client_timeout_ms >= 1, "limits", "client_timeout_ms", ">= 1", std::to_string(client_timeout_ms));
@@ -345,6 +364,7 @@ std::string ServerConfig::to_toml() const {
         if (seed && *seed <= uint64_t{INT64_MAX}) table.insert(s.key, static_cast<int64_t>(*seed));
         break;
       case Kind::Gib: break;  // memory_bytes already carries the budget
+      case Kind::Fraction: table.insert(s.key, this->*std::get<double ServerConfig::*>(s.field)); break;
     }
   }
   std::ostringstream out;
@@ -382,7 +402,8 @@ ServerCommandLine::ServerCommandLine(CLI::App& app) : flags_(std::make_unique<Fl
       case Kind::String:
       case Kind::Path: v.option = app.add_option(flag, v.text, help); break;
       case Kind::Seed: v.option = app.add_option(flag, v.unsigned_integer, help); break;
-      case Kind::Gib: v.option = app.add_option(flag, v.number, help); break;
+      case Kind::Gib:
+      case Kind::Fraction: v.option = app.add_option(flag, v.number, help); break;
     }
   }
   flags_->values[&setting("kv_cache", "memory_gib") - kSettings.data()].option->excludes(
@@ -423,6 +444,7 @@ ServerConfig ServerCommandLine::resolve() const {
         config.*std::get<int64_t ServerConfig::*>(s.field) = static_cast<int64_t>(std::llround(bytes));
         break;
       }
+      case Kind::Fraction: config.*std::get<double ServerConfig::*>(s.field) = v.number; break;
     }
   }
   config.validate();

@@ -20,7 +20,7 @@ struct ServerConfig {
   // [server]
   std::string model;                          // checkpoint directory (config.json, *.safetensors, tokenizer)
   std::string listen = "tcp://127.0.0.1:5555";  // ZeroMQ endpoint of the ROUTER socket
-  std::string device = "cpu";                 // "cpu" ("cuda" / "cuda:N" once the CUDA executor exists)
+  std::string device = "cpu";                 // "cpu", "cuda" or "cuda:N"
   std::string log_level = "info";             // trace, debug, info, warn, error, critical, off
   std::optional<uint64_t> seed;               // draws request seeds the client left out; unset: random
   int32_t tokenizer_threads = 2;              // tokenizer actors (encode, detokenize, stop strings)
@@ -33,6 +33,7 @@ struct ServerConfig {
   int32_t block_size = 16;                    // tokens per KV block
   int64_t kv_cache_bytes = int64_t{1} << 30;  // KV memory budget (CPU: host memory)
   int32_t kv_cache_blocks = 0;                // > 0: exactly this many blocks, ignoring kv_cache_bytes
+  double gpu_memory_utilization = 0.90;       // GPU: fraction of device memory Tessera uses; KV gets what is left
   // [limits]
   int64_t max_frame_bytes = int64_t{1} << 20;  // larger client frames are rejected (frame_too_large)
   int32_t client_timeout_ms = 2000;           // a client silent this long (no heartbeat) is dropped

@@ -1,0 +1,348 @@
+#include "core/cuda/cuda_executor.hpp"
+
+#include <cuda_bf16.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <unordered_map>
+
+#include "core/cuda/cuda_weights.hpp"
+#include "core/serving/plan_validation.hpp"
+#include "kernels/embedding.hpp"
+#include "kernels/kv_cache_write.hpp"
+#include "kernels/paged_attention.hpp"
+#include "kernels/rms_norm.hpp"
+#include "kernels/rope.hpp"
+#include "kernels/sampling.hpp"
+#include "kernels/swiglu.hpp"
+
+namespace tessera {
+
+namespace {
+
+using cuda::check;
+using cuda::DeviceMemory;
+using cuda::PinnedMemory;
+
+constexpr size_t kAlign = 256;
+size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+// Byte offsets of the per-step inputs inside one packed buffer (host pinned → device in one copy).
+struct InputLayout {
+  size_t token_ids, positions, slot_mapping, query_start, query_len, context_len, block_tables, logit_rows,
+      sampling_rows, total;
+  static InputLayout make(size_t max_tokens, size_t max_seqs, size_t max_blocks_per_seq) {
+    InputLayout l{};
+    size_t at = 0;
+    auto take = [&](size_t bytes) { const size_t here = at; at += align_up(bytes); return here; };
+    l.token_ids = take(max_tokens * 4);
+    l.positions = take(max_tokens * 4);
+    l.slot_mapping = take(max_tokens * 8);
+    l.query_start = take(max_seqs * 4);
+    l.query_len = take(max_seqs * 4);
+    l.context_len = take(max_seqs * 4);
+    l.block_tables = take(max_seqs * max_blocks_per_seq * 4);
+    l.logit_rows = take(max_seqs * 4);
+    l.sampling_rows = take(max_seqs * sizeof(kernels::cuda::SamplingRow));
+    l.total = at;
+    return l;
+  }
+};
+
+}  // namespace
+
+struct CudaExecutor::Impl {
+  CudaExecutorOptions options;
+  cuda::CudaWeights weights;
+  cudaStream_t stream = nullptr;
+  cublasHandle_t cublas = nullptr;
+  kernels::KvCacheLayout layout;
+  int64_t kv_layer_elements = 0;  // elements of one layer's K (same for V)
+  DeviceMemory kv_cache;
+  int max_blocks_per_seq = 0;
+  InputLayout inputs;
+  PinnedMemory host_inputs;
+  DeviceMemory device_inputs;
+  PinnedMemory host_ids;
+  // Activations, sized for max_num_batched_tokens.
+  DeviceMemory residual, normed, qkv, attention, block_out, gate_up, act, gathered, logits, sampled, inv_freq;
+  DeviceMemory attention_workspace, sampling_workspace;
+  size_t attention_workspace_bytes = 0, sampling_workspace_bytes = 0;
+  std::unordered_map<uint64_t, uint64_t> draws;  // tokens drawn so far per live sequence (the RNG offset)
+  std::string broken;                            // a sticky CUDA error: every later step fails with it
+
+  size_t elem() const { return dtype_size(weights.dtype); }
+  cudaDataType_t cuda_type() const { return weights.dtype == DType::F32 ? CUDA_R_32F : CUDA_R_16BF; }
+
+  // y[rows, out] = x[rows, in] · w[out, in]^T (row-major), FP32 accumulation; y in the compute type or FP32.
+  void gemm(const void* x, const void* w, void* y, int64_t rows, int64_t in, int64_t out, bool y_f32 = false) {
+    const float alpha = 1.0f, beta = 0.0f;
+    check(cublasGemmEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out), static_cast<int>(rows),
+                       static_cast<int>(in), &alpha, w, cuda_type(), static_cast<int>(in), x, cuda_type(),
+                       static_cast<int>(in), &beta, y, y_f32 ? CUDA_R_32F : cuda_type(), static_cast<int>(out),
+                       CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+          "cublasGemmEx");
+  }
+
+  template <class T>
+  void forward(int64_t num_tokens, int num_seqs, int num_logits, int max_query_len, int max_context_len, int blocks_per_seq);
+  void allocate(const CudaExecutorOptions& o);
+};
+
+void CudaExecutor::Impl::allocate(const CudaExecutorOptions& o) {
+  const LlamaConfig& c = weights.config;
+  const int64_t m = o.max_num_batched_tokens, s = o.max_num_seqs;
+  const int64_t hidden = c.hidden_size, q_out = int64_t{c.num_heads} * c.head_dim,
+                qkv_out = q_out + 2 * int64_t{c.num_kv_heads} * c.head_dim, inter = c.intermediate_size;
+  auto buffer = [&](int64_t elements, size_t element_bytes) { return DeviceMemory(elements * element_bytes, "activations"); };
+  residual = buffer(m * hidden, elem());
+  normed = buffer(m * hidden, elem());
+  qkv = buffer(m * qkv_out, elem());
+  attention = buffer(m * q_out, elem());
+  block_out = buffer(m * hidden, elem());
+  gate_up = buffer(m * 2 * inter, elem());
+  act = buffer(m * inter, elem());
+  gathered = buffer(s * hidden, elem());
+  logits = buffer(s * c.vocab_size, 4);
+  sampled = buffer(s, 4);
+  const std::vector<float> freqs = kernels::rope_inv_freq(c);
+  inv_freq = buffer(static_cast<int64_t>(freqs.size()), 4);
+  check(cudaMemcpy(inv_freq.get(), freqs.data(), freqs.size() * 4, cudaMemcpyHostToDevice), "inv_freq");
+  max_blocks_per_seq = (c.max_position_embeddings + o.block_size - 1) / o.block_size;
+  inputs = InputLayout::make(m, s, max_blocks_per_seq);
+  host_inputs = PinnedMemory(inputs.total, "step inputs");
+  device_inputs = DeviceMemory(inputs.total, "step inputs");
+  host_ids = PinnedMemory(s * 4, "sampled ids");
+  attention_workspace_bytes = kernels::cuda::paged_attention_workspace_bytes(
+      static_cast<int>(s), c.num_heads, c.head_dim, c.max_position_embeddings, m);
+  attention_workspace = DeviceMemory(attention_workspace_bytes, "attention workspace");
+  sampling_workspace_bytes = kernels::cuda::sampling_workspace_bytes(static_cast<int>(s), c.vocab_size);
+  sampling_workspace = DeviceMemory(sampling_workspace_bytes, "sampling workspace");
+}
+
+template <class T>
+void CudaExecutor::Impl::forward(int64_t n, int num_seqs, int num_logits, int max_query_len, int max_context_len,
+                                 int blocks_per_seq) {
+  namespace k = kernels::cuda;
+  const LlamaConfig& c = weights.config;
+  const int64_t hidden = c.hidden_size, hd = c.head_dim, q_out = int64_t{c.num_heads} * hd,
+                kv_out = int64_t{c.num_kv_heads} * hd, qkv_out = q_out + 2 * kv_out, inter = c.intermediate_size;
+  auto* in = device_inputs.get<std::byte>();
+  const auto* ids = reinterpret_cast<const int32_t*>(in + inputs.token_ids);
+  const auto* positions = reinterpret_cast<const int32_t*>(in + inputs.positions);
+  const auto* slots = reinterpret_cast<const int64_t*>(in + inputs.slot_mapping);
+  const auto* query_start = reinterpret_cast<const int32_t*>(in + inputs.query_start);
+  const auto* query_len = reinterpret_cast<const int32_t*>(in + inputs.query_len);
+  const auto* context_len = reinterpret_cast<const int32_t*>(in + inputs.context_len);
+  const auto* block_tables = reinterpret_cast<const int32_t*>(in + inputs.block_tables);
+  const auto* logit_rows = reinterpret_cast<const int32_t*>(in + inputs.logit_rows);
+  const auto* sampling_rows = reinterpret_cast<const k::SamplingRow*>(in + inputs.sampling_rows);
+  T* res = residual.get<T>();
+  T* nrm = normed.get<T>();
+  T* qkv_p = qkv.get<T>();
+  T* out = block_out.get<T>();
+  const float eps = c.rms_norm_eps;
+  kernels::AttentionParams params{c.num_heads, static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd))),
+                                  c.sliding_window.value_or(0)};
+
+  check(k::launch_embedding<T>(static_cast<const T*>(weights.embed_tokens.get()), c.vocab_size, hidden, ids, n, res, stream),
+        "embedding");
+  for (int l = 0; l < c.num_layers; ++l) {
+    const cuda::CudaLayerWeights& w = weights.layers[l];
+    if (l == 0) {
+      check(k::launch_rms_norm<T>(res, w.input_norm.get<T>(), nrm, n, hidden, eps, stream), "rms_norm");
+    } else {
+      check(k::launch_add_rms_norm<T>(res, out, w.input_norm.get<T>(), nrm, n, hidden, eps, stream), "add_rms_norm");
+    }
+    gemm(nrm, w.qkv.get(), qkv_p, n, hidden, qkv_out);
+    check(k::launch_rope<T>(qkv_p, qkv_p + q_out, n, qkv_out, c.num_heads, c.num_kv_heads, static_cast<int>(hd),
+                            positions, inv_freq.get<float>(), stream),
+          "rope");
+    T* k_cache = kv_cache.get<T>() + 2 * kv_layer_elements * l;
+    T* v_cache = k_cache + kv_layer_elements;
+    check(k::launch_kv_cache_write<T>(qkv_p + q_out, qkv_p + q_out + kv_out, n, qkv_out, slots, layout, k_cache, v_cache,
+                                      stream),
+          "kv_cache_write");
+    check(k::launch_paged_attention<T>(qkv_p, qkv_out, k_cache, v_cache, layout, query_start, query_len, context_len,
+                                       block_tables, blocks_per_seq, num_seqs, n, max_query_len, max_context_len,
+                                       params, attention.get<T>(), attention_workspace.get(), attention_workspace_bytes,
+                                       stream),
+          "paged_attention");
+    gemm(attention.get(), w.o_proj.get(), out, n, q_out, hidden);
+    check(k::launch_add_rms_norm<T>(res, out, w.post_attn_norm.get<T>(), nrm, n, hidden, eps, stream), "add_rms_norm");
+    gemm(nrm, w.gate_up.get(), gate_up.get(), n, hidden, 2 * inter);
+    check(k::launch_swiglu<T>(gate_up.get<T>(), act.get<T>(), n, inter, stream), "swiglu");
+    gemm(act.get(), w.down.get(), out, n, inter, hidden);
+  }
+  check(k::launch_add_rms_norm<T>(res, out, weights.final_norm.get<T>(), nrm, n, hidden, eps, stream), "final norm");
+  // Gather the last token of every sampling sequence (an embedding lookup over the normed rows), then the LM head
+  // in FP32 logits and sampling on the GPU.
+  check(k::launch_embedding<T>(nrm, n, hidden, logit_rows, num_logits, gathered.get<T>(), stream), "gather");
+  gemm(gathered.get(), weights.lm_head, logits.get(), num_logits, hidden, c.vocab_size, /*y_f32=*/true);
+  check(k::launch_sample(logits.get<float>(), num_logits, c.vocab_size, sampling_rows, sampled.get<int32_t>(),
+                         sampling_workspace.get(), sampling_workspace_bytes, stream),
+        "sample");
+}
+
+CudaExecutor::CudaExecutor(const std::filesystem::path& model_dir, const CudaExecutorOptions& options)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.options = options;
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) throw Error("no CUDA device is available");
+  if (options.device < 0 || options.device >= devices) {
+    throw Error("CUDA device " + std::to_string(options.device) + " does not exist (" + std::to_string(devices) +
+                " device(s))");
+  }
+  check(cudaSetDevice(options.device), "cudaSetDevice");
+  m.weights = cuda::CudaWeights::load(model_dir, options.dtype);
+  check(cudaStreamCreateWithFlags(&m.stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  check(cublasCreate(&m.cublas), "cublasCreate");
+  check(cublasSetStream(m.cublas, m.stream), "cublasSetStream");
+  m.allocate(options);
+
+  const LlamaConfig& c = m.weights.config;
+  m.layout.block_size = options.block_size;
+  m.layout.num_kv_heads = c.num_kv_heads;
+  m.layout.head_dim = c.head_dim;
+  const int64_t bytes_per_block =
+      int64_t{2} * c.num_layers * options.block_size * c.num_kv_heads * c.head_dim * static_cast<int64_t>(m.elem());
+  int64_t num_blocks = options.kv_cache_blocks;
+  if (num_blocks <= 0) {
+    size_t free_bytes = 0, total_bytes = 0;
+    check(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
+    const double reserved = static_cast<double>(total_bytes) * (1.0 - options.gpu_memory_utilization);
+    const double budget = static_cast<double>(free_bytes) - reserved;
+    num_blocks = budget > 0 ? static_cast<int64_t>(budget / bytes_per_block) : 0;
+    if (num_blocks < 1) {
+      throw Error("not enough GPU memory for the KV cache: " + std::to_string(free_bytes >> 20) + " MiB free after the " +
+                  "weights, gpu_memory_utilization " + std::to_string(options.gpu_memory_utilization));
+    }
+  }
+  m.layout.num_blocks = num_blocks;
+  m.kv_layer_elements = num_blocks * options.block_size * c.num_kv_heads * c.head_dim;
+  m.kv_cache = DeviceMemory(static_cast<size_t>(num_blocks * bytes_per_block), "KV cache");
+}
+
+CudaExecutor::~CudaExecutor() {
+  if (impl_->cublas) cublasDestroy(impl_->cublas);
+  if (impl_->stream) cudaStreamDestroy(impl_->stream);
+}
+
+ExecutorInfo CudaExecutor::info() const {
+  const Impl& m = *impl_;
+  ExecutorInfo i;
+  i.device = "cuda:" + std::to_string(m.options.device);
+  i.dtype = dtype_name(m.weights.dtype);
+  i.model_name = m.options.model_name;
+  i.num_blocks = static_cast<int32_t>(m.layout.num_blocks);
+  i.block_size = m.layout.block_size;
+  i.capacity_tokens = m.layout.num_blocks * m.layout.block_size;
+  i.vocab_size = m.weights.config.vocab_size;
+  i.max_position_embeddings = m.weights.config.max_position_embeddings;
+  return i;
+}
+
+StepResult CudaExecutor::execute(const StepPlan& plan) {
+  Impl& m = *impl_;
+  const auto start = std::chrono::steady_clock::now();
+  StepResult result;
+  result.step_id = plan.step_id;
+  for (uint64_t id : plan.release_state) m.draws.erase(id);
+  if (!m.broken.empty()) {
+    result.error = m.broken;
+    return result;
+  }
+  try {
+    const LlamaConfig& c = m.weights.config;
+    validate_plan(plan, PlanLimits{c.vocab_size, c.max_position_embeddings, m.layout.block_size,
+                                   static_cast<int32_t>(m.layout.num_blocks)});
+    int64_t num_tokens = 0;
+    int max_query_len = 0, max_context_len = 0, blocks_per_seq = 1, num_logits = 0;
+    for (const ScheduledSequence& seq : plan.sequences) {
+      num_tokens += static_cast<int64_t>(seq.tokens.size());
+      max_query_len = std::max(max_query_len, static_cast<int>(seq.tokens.size()));
+      const int context = seq.num_cached + static_cast<int>(seq.tokens.size());
+      max_context_len = std::max(max_context_len, context);
+      blocks_per_seq = std::max(blocks_per_seq, (context + m.layout.block_size - 1) / m.layout.block_size);
+      num_logits += seq.sample ? 1 : 0;
+    }
+    const int num_seqs = static_cast<int>(plan.sequences.size());
+    if (num_seqs == 0) {
+      result.execute_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      return result;
+    }
+    if (num_tokens > m.options.max_num_batched_tokens || num_seqs > m.options.max_num_seqs) {
+      throw Error("step " + std::to_string(plan.step_id) + " has " + std::to_string(num_tokens) + " tokens in " +
+                  std::to_string(num_seqs) + " sequences; the executor was sized for " +
+                  std::to_string(m.options.max_num_batched_tokens) + " tokens and " +
+                  std::to_string(m.options.max_num_seqs) + " sequences");
+    }
+    // Pack the step's inputs into pinned memory; one copy to the device.
+    std::byte* h = m.host_inputs.get<std::byte>();
+    auto* ids = reinterpret_cast<int32_t*>(h + m.inputs.token_ids);
+    auto* positions = reinterpret_cast<int32_t*>(h + m.inputs.positions);
+    auto* slots = reinterpret_cast<int64_t*>(h + m.inputs.slot_mapping);
+    auto* query_start = reinterpret_cast<int32_t*>(h + m.inputs.query_start);
+    auto* query_len = reinterpret_cast<int32_t*>(h + m.inputs.query_len);
+    auto* context_len = reinterpret_cast<int32_t*>(h + m.inputs.context_len);
+    auto* block_tables = reinterpret_cast<int32_t*>(h + m.inputs.block_tables);
+    auto* logit_rows = reinterpret_cast<int32_t*>(h + m.inputs.logit_rows);
+    auto* sampling_rows = reinterpret_cast<kernels::cuda::SamplingRow*>(h + m.inputs.sampling_rows);
+    int64_t t = 0;
+    int logit = 0;
+    for (int i = 0; i < num_seqs; ++i) {
+      const ScheduledSequence& seq = plan.sequences[i];
+      const int len = static_cast<int>(seq.tokens.size());
+      query_start[i] = static_cast<int32_t>(t);
+      query_len[i] = len;
+      context_len[i] = seq.num_cached + len;
+      for (int b = 0; b < blocks_per_seq; ++b) {
+        block_tables[i * blocks_per_seq + b] = b < static_cast<int>(seq.block_table.size()) ? seq.block_table[b] : 0;
+      }
+      for (int j = 0; j < len; ++j, ++t) {
+        const int pos = seq.num_cached + j;
+        ids[t] = seq.tokens[j];
+        positions[t] = pos;
+        slots[t] = int64_t{seq.block_table[pos / m.layout.block_size]} * m.layout.block_size + pos % m.layout.block_size;
+      }
+      if (seq.sample) {
+        logit_rows[logit] = static_cast<int32_t>(t - 1);
+        auto it = m.draws.find(seq.seq_id);
+        sampling_rows[logit] = kernels::cuda::SamplingRow{seq.sampling.temperature, seq.sampling.top_k, seq.sampling.top_p,
+                                                          seq.sampling.seed, it == m.draws.end() ? 0 : it->second};
+        ++logit;
+      }
+    }
+    check(cudaMemcpyAsync(m.device_inputs.get(), h, m.inputs.total, cudaMemcpyHostToDevice, m.stream), "step inputs");
+    if (m.weights.dtype == DType::F32) {
+      m.forward<float>(num_tokens, num_seqs, num_logits, max_query_len, max_context_len, blocks_per_seq);
+    } else {
+      m.forward<__nv_bfloat16>(num_tokens, num_seqs, num_logits, max_query_len, max_context_len, blocks_per_seq);
+    }
+    check(cudaMemcpyAsync(m.host_ids.get(), m.sampled.get(), static_cast<size_t>(num_logits) * 4, cudaMemcpyDeviceToHost,
+                          m.stream),
+          "sampled ids");
+    check(cudaStreamSynchronize(m.stream), "step");
+    const auto* sampled = m.host_ids.get<int32_t>();
+    logit = 0;
+    for (const ScheduledSequence& seq : plan.sequences) {
+      if (!seq.sample) continue;
+      result.tokens.push_back(SampledToken{seq.seq_id, sampled[logit++]});
+      ++m.draws[seq.seq_id];
+    }
+  } catch (const std::exception& e) {
+    result.tokens.clear();
+    result.error = e.what();
+    // A sticky error leaves the context unusable: remember it so later steps fail fast.
+    const cudaError_t sticky = cudaGetLastError();
+    if (sticky != cudaSuccess && cudaStreamQuery(m.stream) != cudaSuccess && cudaStreamQuery(m.stream) != cudaErrorNotReady) {
+      m.broken = std::string("the GPU is in an unrecoverable state: ") + cudaGetErrorString(sticky);
+    }
+  }
+  result.execute_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace tessera
