@@ -25,6 +25,6 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
-inline unsigned ceil_div(long long a, long long b) { return static_cast<unsigned>((a + b - 1) / b); }
+__host__ __device__ inline unsigned ceil_div(long long a, long long b) { return static_cast<unsigned>((a + b - 1) / b); }
 
 }  // namespace tessera::kernels::cuda

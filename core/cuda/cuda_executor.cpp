@@ -44,7 +44,7 @@ struct InputLayout {
     l.context_len = take(max_seqs * 4);
     l.block_tables = take(max_seqs * max_blocks_per_seq * 4);
     l.logit_rows = take(max_seqs * 4);
-    l.sampling_rows = take(max_seqs * sizeof(kernels::cuda::SamplingRow));
+    l.sampling_rows = take(max_seqs * sizeof(kernels::SamplingRow));
     l.total = at;
     return l;
   }
@@ -71,6 +71,7 @@ struct CudaExecutor::Impl {
   size_t attention_workspace_bytes = 0, sampling_workspace_bytes = 0;
   std::unordered_map<uint64_t, uint64_t> draws;  // tokens drawn so far per live sequence (the RNG offset)
   std::string broken;                            // a sticky CUDA error: every later step fails with it
+  int last_num_logits = 0;
 
   size_t elem() const { return dtype_size(weights.dtype); }
   cudaDataType_t cuda_type() const { return weights.dtype == DType::F32 ? CUDA_R_32F : CUDA_R_16BF; }
@@ -115,7 +116,7 @@ void CudaExecutor::Impl::allocate(const CudaExecutorOptions& o) {
   device_inputs = DeviceMemory(inputs.total, "step inputs");
   host_ids = PinnedMemory(s * 4, "sampled ids");
   attention_workspace_bytes = kernels::cuda::paged_attention_workspace_bytes(
-      static_cast<int>(s), c.num_heads, c.head_dim, c.max_position_embeddings, m);
+      static_cast<int>(s), c.max_position_embeddings, c.num_heads, c.num_kv_heads, c.head_dim, c.sliding_window.value_or(0));
   attention_workspace = DeviceMemory(attention_workspace_bytes, "attention workspace");
   sampling_workspace_bytes = kernels::cuda::sampling_workspace_bytes(static_cast<int>(s), c.vocab_size);
   sampling_workspace = DeviceMemory(sampling_workspace_bytes, "sampling workspace");
@@ -137,7 +138,7 @@ void CudaExecutor::Impl::forward(int64_t n, int num_seqs, int num_logits, int ma
   const auto* context_len = reinterpret_cast<const int32_t*>(in + inputs.context_len);
   const auto* block_tables = reinterpret_cast<const int32_t*>(in + inputs.block_tables);
   const auto* logit_rows = reinterpret_cast<const int32_t*>(in + inputs.logit_rows);
-  const auto* sampling_rows = reinterpret_cast<const k::SamplingRow*>(in + inputs.sampling_rows);
+  const auto* sampling_rows = reinterpret_cast<const kernels::SamplingRow*>(in + inputs.sampling_rows);
   T* res = residual.get<T>();
   T* nrm = normed.get<T>();
   T* qkv_p = qkv.get<T>();
@@ -230,6 +231,13 @@ CudaExecutor::~CudaExecutor() {
   if (impl_->stream) cudaStreamDestroy(impl_->stream);
 }
 
+std::vector<float> CudaExecutor::copy_last_logits() const {
+  const Impl& m = *impl_;
+  std::vector<float> out(static_cast<size_t>(m.last_num_logits) * m.weights.config.vocab_size);
+  check(cudaMemcpy(out.data(), m.logits.get(), out.size() * 4, cudaMemcpyDeviceToHost), "copying logits");
+  return out;
+}
+
 ExecutorInfo CudaExecutor::info() const {
   const Impl& m = *impl_;
   ExecutorInfo i;
@@ -289,7 +297,7 @@ StepResult CudaExecutor::execute(const StepPlan& plan) {
     auto* context_len = reinterpret_cast<int32_t*>(h + m.inputs.context_len);
     auto* block_tables = reinterpret_cast<int32_t*>(h + m.inputs.block_tables);
     auto* logit_rows = reinterpret_cast<int32_t*>(h + m.inputs.logit_rows);
-    auto* sampling_rows = reinterpret_cast<kernels::cuda::SamplingRow*>(h + m.inputs.sampling_rows);
+    auto* sampling_rows = reinterpret_cast<kernels::SamplingRow*>(h + m.inputs.sampling_rows);
     int64_t t = 0;
     int logit = 0;
     for (int i = 0; i < num_seqs; ++i) {
@@ -310,7 +318,7 @@ StepResult CudaExecutor::execute(const StepPlan& plan) {
       if (seq.sample) {
         logit_rows[logit] = static_cast<int32_t>(t - 1);
         auto it = m.draws.find(seq.seq_id);
-        sampling_rows[logit] = kernels::cuda::SamplingRow{seq.sampling.temperature, seq.sampling.top_k, seq.sampling.top_p,
+        sampling_rows[logit] = kernels::SamplingRow{seq.sampling.temperature, seq.sampling.top_k, seq.sampling.top_p,
                                                           seq.sampling.seed, it == m.draws.end() ? 0 : it->second};
         ++logit;
       }
@@ -329,9 +337,11 @@ StepResult CudaExecutor::execute(const StepPlan& plan) {
     logit = 0;
     for (const ScheduledSequence& seq : plan.sequences) {
       if (!seq.sample) continue;
+      if (sampled[logit] < 0) throw Error(sequence_name(seq.seq_id) + ": the model produced NaN or infinite logits");
       result.tokens.push_back(SampledToken{seq.seq_id, sampled[logit++]});
-      ++m.draws[seq.seq_id];
     }
+    for (const SampledToken& token : result.tokens) ++m.draws[token.seq_id];
+    m.last_num_logits = num_logits;
   } catch (const std::exception& e) {
     result.tokens.clear();
     result.error = e.what();

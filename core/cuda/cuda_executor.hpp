@@ -5,7 +5,9 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "core/common/dtype.hpp"
 #include "core/serving/executor.hpp"
 
 namespace tessera {
@@ -31,6 +33,10 @@ class CudaExecutor final : public Executor {
   // unusable) every later step fails fast with that error, so requests end with errors instead of hanging.
   StepResult execute(const StepPlan& plan) override;
   ExecutorInfo info() const override;
+
+  // The FP32 logits the last successful step sampled from, [sampling sequences][vocab] in plan order: the check
+  // against HF transformers and the CPU engine. Synchronous copy; test and diagnostic use.
+  std::vector<float> copy_last_logits() const;
 
   struct Impl;
 

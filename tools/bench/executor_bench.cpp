@@ -18,6 +18,9 @@
 #include "core/common/error.hpp"
 #include "core/model/llama_weights.hpp"
 #include "core/serving/cpu_executor.hpp"
+#if TESSERA_WITH_CUDA
+#include "core/cuda/cuda_executor.hpp"
+#endif
 
 namespace {
 
@@ -33,6 +36,8 @@ struct Options {
   int block_size = 16;
   float temperature = 0.0f;
   uint64_t seed = 0;
+  std::string device = "cpu";
+  int max_step_tokens = 2048;  // like the scheduler's max_num_batched_tokens: larger prefills go in chunks
 };
 
 double median(std::vector<double> v) {
@@ -47,8 +52,9 @@ struct RunTimes {
   std::vector<double> decode_steps_s;
 };
 
-// One prefill step and output_len - 1 decode steps of `batch` sequences, ids starting at first_seq_id.
-RunTimes run_once(tessera::CpuExecutor& executor, const Options& o, const std::vector<std::vector<int32_t>>& prompts,
+// Prefill of `batch` sequences (one step when it fits in max_step_tokens, else each sequence in chunks) and
+// output_len - 1 decode steps of all of them together, ids starting at first_seq_id.
+RunTimes run_once(tessera::Executor& executor, const Options& o, const std::vector<std::vector<int32_t>>& prompts,
                   uint64_t first_seq_id, uint64_t& step_id) {
   const int blocks_per_seq = (o.input_len + o.output_len + o.block_size - 1) / o.block_size;
   std::vector<tessera::ScheduledSequence> sequences(static_cast<size_t>(o.batch));
@@ -78,8 +84,33 @@ RunTimes run_once(tessera::CpuExecutor& executor, const Options& o, const std::v
   };
   RunTimes times;
   tessera::StepPlan plan;
-  plan.sequences = std::move(sequences);
-  times.prefill_s = step(plan);
+  if (int64_t{o.batch} * o.input_len <= o.max_step_tokens) {
+    plan.sequences = std::move(sequences);
+    times.prefill_s = step(plan);
+  } else {
+    for (tessera::ScheduledSequence& whole : sequences) {
+      tessera::StepPlan chunk_plan;
+      chunk_plan.sequences.push_back(whole);
+      tessera::ScheduledSequence& s = chunk_plan.sequences[0];
+      const std::vector<int32_t> prompt = whole.tokens;
+      while (true) {
+        const int done = s.num_cached, len = std::min<int>(o.max_step_tokens, o.input_len - done);
+        s.tokens.assign(prompt.begin() + done, prompt.begin() + done + len);
+        s.sample = done + len == o.input_len;
+        chunk_plan.step_id = step_id++;
+        const auto start = std::chrono::steady_clock::now();
+        const tessera::StepResult result = executor.execute(chunk_plan);
+        times.prefill_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (!result.error.empty()) throw Error(result.error);
+        s.num_cached += len;
+        if (s.sample) {
+          s.tokens.assign(1, result.tokens.at(0).token);
+          break;
+        }
+      }
+      plan.sequences.push_back(s);
+    }
+  }
   for (int t = 1; t < o.output_len; ++t) times.decode_steps_s.push_back(step(plan));
   // Drop the samplers of this round's sequences.
   tessera::StepPlan release;
@@ -93,14 +124,31 @@ int run(const Options& o) {
   if (o.batch < 1 || o.input_len < 1 || o.output_len < 1 || o.repeat < 1 || o.warmup < 0 || o.block_size < 1) {
     throw Error("--batch, --input-len, --output-len, --repeat and --block-size must be >= 1, --warmup >= 0");
   }
-  auto weights = std::make_shared<const tessera::LlamaWeights>(tessera::LlamaWeights::load(o.model));
-  const tessera::LlamaConfig& config = weights->config;
+  const tessera::LlamaConfig config = tessera::LlamaConfig::load(o.model);
   if (o.input_len + o.output_len > config.max_position_embeddings) {
     throw Error("--input-len + --output-len exceeds the model's context of " +
                 std::to_string(config.max_position_embeddings) + " tokens");
   }
   const int blocks_per_seq = (o.input_len + o.output_len + o.block_size - 1) / o.block_size;
-  tessera::CpuExecutor executor(weights, blocks_per_seq * o.batch, o.block_size);
+  std::unique_ptr<tessera::Executor> executor_owner;
+  if (o.device == "cpu") {
+    auto weights = std::make_shared<const tessera::LlamaWeights>(tessera::LlamaWeights::load(o.model));
+    executor_owner = std::make_unique<tessera::CpuExecutor>(weights, blocks_per_seq * o.batch, o.block_size);
+  } else if (o.device == "cuda") {
+#if TESSERA_WITH_CUDA
+    tessera::CudaExecutorOptions options;
+    options.block_size = o.block_size;
+    options.kv_cache_blocks = blocks_per_seq * o.batch;
+    options.max_num_batched_tokens = std::max(o.max_step_tokens, o.batch);
+    options.max_num_seqs = o.batch;
+    executor_owner = std::make_unique<tessera::CudaExecutor>(o.model, options);
+#else
+    throw Error("--device cuda: this build has no CUDA support");
+#endif
+  } else {
+    throw Error("--device must be cpu or cuda");
+  }
+  tessera::Executor& executor = *executor_owner;
 
   std::mt19937 rng(static_cast<uint32_t>(o.seed));
   std::uniform_int_distribution<int32_t> token(0, config.vocab_size - 1);
@@ -148,7 +196,7 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app("tessera-executor-bench: prefill + decode through the CPU executor, no server");
+  CLI::App app("tessera-executor-bench: prefill + decode through an executor alone (no scheduler, actors or sockets)");
   Options o;
   app.add_option("--model", o.model, "Model directory")->required();
   app.add_option("--batch", o.batch, "Sequences decoded together");
@@ -159,6 +207,8 @@ int main(int argc, char** argv) {
   app.add_option("--block-size", o.block_size, "Tokens per KV block");
   app.add_option("--temperature", o.temperature, "0 = greedy");
   app.add_option("--seed", o.seed, "Prompt and sampling seed");
+  app.add_option("--device", o.device, "cpu or cuda");
+  app.add_option("--max-step-tokens", o.max_step_tokens, "Largest step (prefill chunk) in tokens");
   CLI11_PARSE(app, argc, argv);
   try {
     return run(o);
