@@ -13,7 +13,7 @@ results=$OUT/$mode.jsonl
 record() {  # record NAME COMMAND...: runs it, appends {"name", "command", "result"} to the results
   local name=$1; shift
   local out
-  out=$("$@" 2>"$OUT/$name.err") || { echo "$name failed: $(tail -3 "$OUT/$name.err")"; return 1; }
+  out=$("$@" 2>"/tmp/$name.err") || { echo "$name failed: $(tail -3 "/tmp/$name.err")"; return 1; }
   python3 -c 'import json,sys; print(json.dumps({"name": sys.argv[1], "command": sys.argv[2], "result": json.loads(sys.argv[3])}))' \
     "$name" "$*" "$out" >>"$results"
   echo "$name done"
@@ -23,10 +23,10 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   --tokenizer .testdata/llama3/tokenizer.json --seed 1 | tail -2
 start_server() {
   $bin/tessera-server --model $model --device cuda --listen ipc:///tmp/tessera-bench.sock --max-num-seqs 256 \
-    --max-num-batched-tokens 2048 --max-waiting-requests 4096 --log-level warn >"$OUT/server.log" 2>&1 &
+    --max-num-batched-tokens 2048 --max-waiting-requests 4096 --log-level warn >/tmp/tessera-server.log 2>&1 &
   server=$!
-  for _ in $(seq 600); do grep -q '^ready ' "$OUT/server.log" && return 0; sleep 0.2; done
-  echo "server did not start"; cat "$OUT/server.log"; return 1
+  for _ in $(seq 600); do grep -q "^ready " /tmp/tessera-server.log && return 0; sleep 0.2; done
+  echo "server did not start"; cat /tmp/tessera-server.log; return 1
 }
 sb() { $bin/tessera-serving-bench --server ipc:///tmp/tessera-bench.sock "$@"; }
 if [[ $mode == short ]]; then
@@ -50,3 +50,4 @@ else
 fi
 kill -TERM $server; wait $server
 echo "server exit: $?"
+cp /tmp/tessera-server.log "$OUT/server-$mode.log"
