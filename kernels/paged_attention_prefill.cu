@@ -4,9 +4,12 @@
 // S = Q K^T and O += P V from FP32 shared memory, online softmax in FP32.
 //
 // Speed expectation: FP32 FMAs from shared memory (~8 shared loads per 64 FMAs) reach perhaps 15-25 TFLOP/s on
-// an H100, against ~600+ TFLOP/s for a BF16 tensor-core (mma.sync / wgmma) version, so long prompts are roughly
-// 20-30x slower than FlashAttention-2/3 class kernels. Decode does not use this path.
-#include "kernels/paged_attention_internal.cuh"
+// an H100, so this kernel serves FP32 only: BF16 prefill goes to the tensor-core kernel of
+// paged_attention_prefill_tc.cu on sm_80+ (unless built with TESSERA_PREFILL_TENSOR_CORES=0, or on older GPUs,
+// where BF16 falls back to this kernel). Decode does not use this path.
+#include <type_traits>
+
+#include "kernels/paged_attention_prefill_tc.cuh"
 
 namespace tessera::kernels::cuda::paged {
 
@@ -274,6 +277,12 @@ cudaError_t launch_prefill_dim(const Args<T>& args, int num_seqs, int max_query_
 
 template <class T>
 cudaError_t launch_prefill(const Args<T>& args, int head_dim, int num_seqs, int max_query_len, cudaStream_t stream) {
+#if TESSERA_PREFILL_TENSOR_CORES
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    if (prefill_tensor_cores_available())
+      return launch_prefill_tensor_core(args, head_dim, num_seqs, max_query_len, stream);
+  }
+#endif
   return head_dim == 64 ? launch_prefill_dim<T, 64>(args, num_seqs, max_query_len, stream)
                         : launch_prefill_dim<T, 128>(args, num_seqs, max_query_len, stream);
 }

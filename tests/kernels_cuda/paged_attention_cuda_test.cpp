@@ -1,6 +1,6 @@
-// launch_paged_attention against paged_attention_ref, FP32 and BF16: decode (split-K and not), prefill, chunked
-// prefill, mixed batches, GQA ratios 1/4/6/8/16, head_dim 64/128, sliding window, shuffled block tables, q read
-// through a fused QKV row stride.
+// launch_paged_attention against paged_attention_ref, FP32 and BF16: decode (split-K and not), prefill (BF16 on the
+// tensor-core kernel), chunked prefill, Llama-3.1-8B prompt sizes, mixed batches, GQA ratios 1/4/6/8/16, head_dim
+// 64/128, sliding window, shuffled block tables, q read through a fused QKV row stride.
 #include <algorithm>
 #include <numeric>
 #include <string>
@@ -191,6 +191,36 @@ TYPED_TEST(PagedAttentionCuda, ChunkedPrefillReadsEarlierBlocks) {
     spec.seqs = {{16, 48}, {33, 1000}, {5, 17}, {64, 200}, {2, 4097}};
     check_batch<TypeParam>(spec);
   }
+}
+
+// Llama-3.1-8B attention (32 heads, 8 kv heads, head_dim 128) at the sizes that dominate time to first token: a
+// 2048-token prompt, and a 512-token chunk over 2048 earlier cached tokens. BF16 takes the tensor-core kernel here
+// (many 64-key tiles, the causal diagonal inside tiles, fully visible tiles that skip the mask).
+TYPED_TEST(PagedAttentionCuda, PrefillLlama8BLongPrompt) {
+  TESSERA_REQUIRE_GPU();
+  BatchSpec spec;
+  spec.num_heads = 32;
+  spec.num_kv_heads = 8;
+  spec.fused_qkv = true;
+  spec.seqs = {{2048, 2048}};
+  check_batch<TypeParam>(spec);
+}
+
+TYPED_TEST(PagedAttentionCuda, PrefillLlama8BChunkAndHeadDim64) {
+  TESSERA_REQUIRE_GPU();
+  BatchSpec spec;
+  spec.num_heads = 32;
+  spec.num_kv_heads = 8;
+  spec.fused_qkv = true;
+  spec.seqs = {{512, 2560}};
+  check_batch<TypeParam>(spec);
+  // head_dim 64 without GQA, tiles that start off the 64-key grid (chunk starts at 570) and a decode row.
+  BatchSpec small;
+  small.num_heads = 16;
+  small.num_kv_heads = 16;
+  small.head_dim = 64;
+  small.seqs = {{200, 200}, {130, 700}, {1, 300}};
+  check_batch<TypeParam>(small);
 }
 
 TYPED_TEST(PagedAttentionCuda, MixedDecodeAndPrefillWithFusedQkvStride) {
