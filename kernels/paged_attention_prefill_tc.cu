@@ -96,14 +96,14 @@ __device__ __forceinline__ void load_kv_tile(bf16* tile, const bf16* cache, cons
 
 template <int D>
 __global__ void __launch_bounds__(kTcThreads, 2) prefill_tc_kernel(Args<bf16> a) {
-  using L = TcLayout<D>;
-  constexpr int kDSteps = D / 16;     // k-steps of S = Q K^T
-  constexpr int kKeyTiles = kTcKeys / 8;  // n-tiles of S
-  constexpr int kOutTiles = D / 8;    // n-tiles of O
-
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();  // BF16 mma.sync and cp.async need sm_80; the launcher never picks this kernel below that
 #else
+  using L = TcLayout<D>;
+  constexpr int kDSteps = D / 16;         // k-steps of S = Q K^T
+  constexpr int kKeyTiles = kTcKeys / 8;  // n-tiles of S
+  constexpr int kOutTiles = D / 8;        // n-tiles of O
+
   const int seq = blockIdx.z;
   const int query_len = a.query_len[seq];
   if (query_len <= 1) return;  // decode sequences belong to the decode kernel
