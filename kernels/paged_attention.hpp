@@ -55,8 +55,9 @@ size_t paged_attention_workspace_bytes(int max_num_seqs, int max_context_len, in
 // Paths: sequences with query_len == 1 take the decode kernel (one block per (sequence, kv head) that reads each
 //   K/V row once for all query heads of the group; the context is split (flash-decoding) into partitions when the
 //   grid would not fill the GPU, with a small combine kernel over the FP32 partials in `workspace`). Sequences
-//   with query_len > 1 take the tiled prefill kernel; a mixed batch launches both kernels on `stream` (each skips
-//   the other's sequences), so decode rows never pay for prefill tiles.
+//   with query_len > 1 take the flash-attention prefill kernel (BF16 on sm_80+: tensor cores, mma.sync with P in BF16;
+//   FP32: tiled CUDA cores); a mixed batch launches both kernels on `stream` (each skips the other's sequences), so
+//   decode rows never pay for prefill tiles.
 // Requirements (else cudaErrorInvalidValue, nothing launched): head_dim 64 or 128, num_heads a multiple of
 //   num_kv_heads, q / caches / out 16-byte aligned and q_row_stride a multiple of 16 / sizeof(T) elements,
 //   num_seqs <= 65535, workspace_bytes >= paged_attention_workspace_bytes(num_seqs, max_context_len, ...).

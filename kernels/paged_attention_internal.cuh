@@ -1,5 +1,5 @@
 #pragma once
-// Internals shared by the paged-attention CUDA kernels (decode split-K path, tiled prefill path) and their
+// Internals shared by the paged-attention CUDA kernels (decode split-K path, prefill paths: tensor-core BF16 and tiled CUDA-core) and their
 // launcher (paged_attention.cu). Device code; include from .cu files only.
 #include <cstdint>
 #include <math_constants.h>
