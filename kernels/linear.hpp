@@ -1,7 +1,7 @@
 #pragma once
 // Linear layer / matmul without bias: y = x W^T, with W in Hugging Face's [out_features, in_features] layout.
-// This is the hot loop of the CPU engine. A CUDA launcher `cudaError_t launch_linear(..., cudaStream_t)` (cuBLASLt
-// or a custom GEMM) will be declared here later.
+// This is the hot loop of the CPU engine. On the GPU, large batches go to cuBLAS (the executor); few rows (decode)
+// go to launch_linear_few_rows below, a bandwidth-bound matrix-vector kernel.
 #include <cstdint>
 
 namespace tessera::kernels {
@@ -14,3 +14,26 @@ void linear_ref(const float* x, const float* weight, float* y, int64_t rows, int
                 int64_t out_features);
 
 }  // namespace tessera::kernels
+
+#if TESSERA_WITH_CUDA
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+namespace tessera::kernels::cuda {
+
+// Most activation rows launch_linear_few_rows takes (decode batches); above it cuBLAS is the better GEMM.
+constexpr int kMaxFewRows = 8;
+
+// y = x W^T for 1..kMaxFewRows rows, streaming W once with 16-byte loads (memory bound: ~weight bytes / bandwidth).
+// Device pointers. x: [rows][in] of T; weight: [out][in] of T; y: [rows][out] of float when y_f32 (LM-head logits),
+// else of T (must not alias x or weight). T = float or __nv_bfloat16; FP32 accumulation.
+// Requirements (else cudaErrorInvalidValue, nothing launched): 1 <= rows <= kMaxFewRows, in > 0, out > 0,
+// in % (16 / sizeof(T)) == 0, x and weight 16-byte aligned, no null pointer.
+// Each output element is bit-identical whatever `rows` is (the summation order depends only on `in`).
+// Asynchronous on `stream`; returns the launch status.
+template <class T>
+cudaError_t launch_linear_few_rows(const T* x, const T* weight, void* y, bool y_f32, int64_t rows, int64_t in,
+                                   int64_t out, cudaStream_t stream);
+
+}  // namespace tessera::kernels::cuda
+#endif

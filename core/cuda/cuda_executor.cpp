@@ -11,6 +11,7 @@
 #include "core/serving/plan_validation.hpp"
 #include "kernels/embedding.hpp"
 #include "kernels/kv_cache_write.hpp"
+#include "kernels/linear.hpp"
 #include "kernels/paged_attention.hpp"
 #include "kernels/rms_norm.hpp"
 #include "kernels/rope.hpp"
@@ -77,7 +78,24 @@ struct CudaExecutor::Impl {
   cudaDataType_t cuda_type() const { return weights.dtype == DType::F32 ? CUDA_R_32F : CUDA_R_16BF; }
 
   // y[rows, out] = x[rows, in] · w[out, in]^T (row-major), FP32 accumulation; y in the compute type or FP32.
+  // Decode-sized batches (rows <= kMaxFewRows) take the bandwidth-bound few-row kernel, which streams the weight
+  // faster than cuBLAS does for skinny shapes; everything else (and unaligned operands) goes to cuBLAS.
   void gemm(const void* x, const void* w, void* y, int64_t rows, int64_t in, int64_t out, bool y_f32 = false) {
+    const bool aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0 &&
+                         in % static_cast<int64_t>(16 / elem()) == 0;
+    if (rows >= 1 && rows <= kernels::cuda::kMaxFewRows && aligned) {
+      if (weights.dtype == DType::F32) {
+        check(kernels::cuda::launch_linear_few_rows<float>(static_cast<const float*>(x), static_cast<const float*>(w),
+                                                           y, y_f32, rows, in, out, stream),
+              "linear_few_rows");
+      } else {
+        check(kernels::cuda::launch_linear_few_rows<__nv_bfloat16>(static_cast<const __nv_bfloat16*>(x),
+                                                                   static_cast<const __nv_bfloat16*>(w), y, y_f32,
+                                                                   rows, in, out, stream),
+              "linear_few_rows");
+      }
+      return;
+    }
     const float alpha = 1.0f, beta = 0.0f;
     check(cublasGemmEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out), static_cast<int>(rows),
                        static_cast<int>(in), &alpha, w, cuda_type(), static_cast<int>(in), x, cuda_type(),
