@@ -19,20 +19,23 @@ inline void check(cublasStatus_t status, const char* what) {
   if (status != CUBLAS_STATUS_SUCCESS) throw Error(std::string(what) + ": cuBLAS status " + std::to_string(static_cast<int>(status)));
 }
 
-// Owning device allocation (cudaMalloc / cudaFree). Move-only.
-class DeviceMemory {
+// Owning CUDA allocation, move-only. Kind::Device: cudaMalloc / cudaFree; Kind::Pinned: page-locked host memory
+// (cudaMallocHost / cudaFreeHost) for asynchronous copies.
+enum class MemoryKind { Device, Pinned };
+
+template <MemoryKind Kind>
+class CudaMemory {
  public:
-  DeviceMemory() = default;
-  explicit DeviceMemory(size_t bytes, const char* what) : bytes_(bytes) {
-    if (bytes_ > 0) check(cudaMalloc(&ptr_, bytes_), what);
+  CudaMemory() = default;
+  CudaMemory(size_t bytes, const char* what) : bytes_(bytes) {
+    if (bytes_ == 0) return;
+    check(Kind == MemoryKind::Device ? cudaMalloc(&ptr_, bytes_) : cudaMallocHost(&ptr_, bytes_), what);
   }
-  ~DeviceMemory() {
-    if (ptr_) cudaFree(ptr_);
-  }
-  DeviceMemory(DeviceMemory&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
-  DeviceMemory& operator=(DeviceMemory&& o) noexcept {
+  ~CudaMemory() { release(); }
+  CudaMemory(CudaMemory&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
+  CudaMemory& operator=(CudaMemory&& o) noexcept {
     if (this != &o) {
-      if (ptr_) cudaFree(ptr_);
+      release();
       ptr_ = std::exchange(o.ptr_, nullptr);
       bytes_ = std::exchange(o.bytes_, 0);
     }
@@ -43,36 +46,16 @@ class DeviceMemory {
   size_t bytes() const { return bytes_; }
 
  private:
+  void release() {
+    if (!ptr_) return;
+    if (Kind == MemoryKind::Device) cudaFree(ptr_);
+    else cudaFreeHost(ptr_);
+  }
   void* ptr_ = nullptr;
   size_t bytes_ = 0;
 };
 
-// Owning pinned host allocation (cudaMallocHost), for asynchronous copies.
-class PinnedMemory {
- public:
-  PinnedMemory() = default;
-  explicit PinnedMemory(size_t bytes, const char* what) : bytes_(bytes) {
-    if (bytes_ > 0) check(cudaMallocHost(&ptr_, bytes_), what);
-  }
-  ~PinnedMemory() {
-    if (ptr_) cudaFreeHost(ptr_);
-  }
-  PinnedMemory(PinnedMemory&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
-  PinnedMemory& operator=(PinnedMemory&& o) noexcept {
-    if (this != &o) {
-      if (ptr_) cudaFreeHost(ptr_);
-      ptr_ = std::exchange(o.ptr_, nullptr);
-      bytes_ = std::exchange(o.bytes_, 0);
-    }
-    return *this;
-  }
-  template <class T = void>
-  T* get() const { return static_cast<T*>(ptr_); }
-  size_t bytes() const { return bytes_; }
-
- private:
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
-};
+using DeviceMemory = CudaMemory<MemoryKind::Device>;
+using PinnedMemory = CudaMemory<MemoryKind::Pinned>;
 
 }  // namespace tessera::cuda
