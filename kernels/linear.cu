@@ -1,13 +1,17 @@
 // Few-row linear layer (decode GEMV): y[rows][out] = x[rows][in] · W[out][in]^T, memory bound on W.
 //
-// Each warp owns O consecutive output rows (weight rows). Its lanes stream those rows with 16-byte non-coherent
-// loads that skip L1 (W is read exactly once), U vectors per row in flight per lane (U*O*16 bytes per lane), while
-// x is read through L1/L2: it is at most 8 rows and every warp of the GPU rereads it. All R activation rows are
-// handled by the same pass over W, with R*O FP32 accumulators in registers, then one warp reduction each.
+// A group of S warps (S = linear_few_rows_split(in, out), 1, 2 or 4, all in one block) owns O consecutive output
+// rows (weight rows); S > 1 gives shapes with few outputs enough warps to keep every SM streaming. The group's
+// S*32 lanes stream those rows with 16-byte non-coherent loads that skip L1 (W is read exactly once), U vectors per
+// row in flight per lane (U*O*16 bytes per lane), while x is read through L1/L2: it is at most 8 rows and every warp
+// of the GPU rereads it. All R activation rows are handled by the same pass over W, with R*O FP32 accumulators in
+// registers, then one warp reduction each and, for S > 1, a sum of the S warp partials through shared memory.
 //
-// Summation order: lane L adds the 16-byte vectors L, L+32, L+64, ... of the row in increasing order (elements of a
-// vector in order, fused multiply-add), then a fixed xor-butterfly over the lanes. That order depends only on `in`,
-// never on R, O or U, so a row's result is bit-identical whether it is computed alone or with up to 7 others.
+// Summation order: group lane L (= warp-in-group * 32 + lane) adds the 16-byte vectors L, L+32S, L+64S, ... of the
+// row in increasing order (elements of a vector in order, fused multiply-add), then a fixed xor-butterfly over the
+// 32 lanes of each warp, then the S warp partials in warp order ((p0 + p1) + p2) + p3. That order depends only on
+// `in` and S (a function of in and out), never on R, O or U, so a row's result is bit-identical whether it is
+// computed alone or with up to 7 others.
 #include <cstdint>
 
 #include "kernels/cuda_common.cuh"
@@ -74,18 +78,26 @@ __device__ __forceinline__ void accumulate(float (&acc)[R][O], const uint4 (&w)[
   }
 }
 
-// R activation rows, O output rows per warp, U vectors per output row in flight per lane.
+// R activation rows, O output rows per warp group, U vectors per output row in flight per lane, `split` (S) warps
+// per group (1, 2 or 4: divides kWarpsPerBlock).
 template <class T, int R, int O, int U>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     linear_few_rows_kernel(const T* __restrict__ x, const T* __restrict__ weight, void* __restrict__ y, bool y_f32,
-                           int64_t in, int64_t out) {
+                           int64_t in, int64_t out, int split) {
+  static_assert(R * O <= 32, "one lane stores each (activation row, output row) pair");
   constexpr int kN = Vec16<T>::kElements;
+  __shared__ float partial[kWarpsPerBlock][32];  // per warp: its sum of pair j in slot j (split > 1 only)
   const int lane = static_cast<int>(threadIdx.x & 31);
-  const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * O;
-  if (row0 >= out) return;  // uniform over the warp
+  const int warp = static_cast<int>(threadIdx.x >> 5);
+  const int part = warp % split;  // this warp's slice of the group's lanes
+  const int64_t group = static_cast<int64_t>(blockIdx.x) * (kWarpsPerBlock / split) + warp / split;
+  const int64_t row0 = group * O;
   const int64_t vecs = in / kN;  // 16-byte vectors per row
+  const int64_t stride = static_cast<int64_t>(split) * 32;  // vectors between a lane's consecutive ones
+  const int64_t first = part * 32 + lane;
 
-  // Rows past `out` (last warp only) recompute the last row instead of branching in the loop; never stored.
+  // Rows past `out` (last block only) recompute the last row instead of branching in the loop; never stored. No
+  // early exit: every warp of a split block must reach the __syncthreads below.
   const uint4* w_rows[O];
 #pragma unroll
   for (int o = 0; o < O; ++o) {
@@ -100,18 +112,18 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
 #pragma unroll
     for (int o = 0; o < O; ++o) acc[r][o] = 0.0f;
 
-  int64_t base = 0;  // warp-uniform: lane handles vector base + lane (+ u * 32)
-  for (; base + U * 32 <= vecs; base += U * 32) {
+  int64_t base = 0;  // group-uniform: lane handles vector base + first (+ u * stride)
+  for (; base + U * stride <= vecs; base += U * stride) {
     uint4 w[U][O];
 #pragma unroll
     for (int u = 0; u < U; ++u)
 #pragma unroll
-      for (int o = 0; o < O; ++o) w[u][o] = load_streaming(w_rows[o] + base + u * 32 + lane);
+      for (int o = 0; o < O; ++o) w[u][o] = load_streaming(w_rows[o] + base + u * stride + first);
 #pragma unroll
-    for (int u = 0; u < U; ++u) accumulate<T, R, O>(acc, w[u], x_vecs, vecs, base + u * 32 + lane);
+    for (int u = 0; u < U; ++u) accumulate<T, R, O>(acc, w[u], x_vecs, vecs, base + u * stride + first);
   }
-  for (; base < vecs; base += 32) {  // tail: fewer than U*32 vectors left
-    const int64_t v = base + lane;
+  for (; base < vecs; base += stride) {  // tail: fewer than U*stride vectors left
+    const int64_t v = base + first;
     if (v < vecs) {
       uint4 w[O];
 #pragma unroll
@@ -120,19 +132,30 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     }
   }
 
-  // Every lane ends with the same sums; lane r*O+o stores pair (r, o).
+  // Every lane of a warp ends with the same sums; lane j = r*O+o keeps pair (r, o).
+  float mine = 0.0f;
 #pragma unroll
   for (int r = 0; r < R; ++r) {
 #pragma unroll
     for (int o = 0; o < O; ++o) {
       const float sum = warp_sum(acc[r][o]);
-      const int64_t row = row0 + o;
-      if (lane == (r * O + o) % 32 && row < out) {
-        if (y_f32) {
-          static_cast<float*>(y)[r * out + row] = sum;
-        } else {
-          static_cast<T*>(y)[r * out + row] = from_float<T>(sum);
-        }
+      if (lane == r * O + o) mine = sum;
+    }
+  }
+  if (split > 1) {  // uniform over the grid
+    partial[warp][lane] = mine;
+    __syncthreads();
+    if (part != 0) return;
+    for (int k = 1; k < split; ++k) mine += partial[warp + k][lane];  // fixed warp order
+  }
+  if (lane < R * O) {
+    const int r = lane / O;
+    const int64_t row = row0 + lane % O;
+    if (row < out) {
+      if (y_f32) {
+        static_cast<float*>(y)[r * out + row] = mine;
+      } else {
+        static_cast<T*>(y)[r * out + row] = from_float<T>(mine);
       }
     }
   }
@@ -144,11 +167,14 @@ cudaError_t launch_for_rows(const T* x, const T* weight, void* y, bool y_f32, in
   // More output rows per warp amortize the x reads when there are many activation rows; fewer keep the grid big.
   constexpr int O = R <= 2 ? 2 : 4;
   constexpr int U = R <= 2 ? 4 : 2;  // O*U = 8 sixteen-byte loads in flight per lane
-  const int64_t warps = (out + O - 1) / O;
-  const int64_t blocks = (warps + kWarpsPerBlock - 1) / kWarpsPerBlock;
+  const int split = linear_few_rows_split(in, out, sizeof(T));  // never depends on R
+  static_assert(kWarpsPerBlock % 4 == 0, "a block holds whole groups of 1, 2 or 4 warps");
+  const int64_t groups = (out + O - 1) / O;
+  const int64_t groups_per_block = kWarpsPerBlock / split;
+  const int64_t blocks = (groups + groups_per_block - 1) / groups_per_block;
   if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
   linear_few_rows_kernel<T, R, O, U>
-      <<<static_cast<unsigned>(blocks), kWarpsPerBlock * 32, 0, stream>>>(x, weight, y, y_f32, in, out);
+      <<<static_cast<unsigned>(blocks), kWarpsPerBlock * 32, 0, stream>>>(x, weight, y, y_f32, in, out, split);
   return cudaGetLastError();
 }
 

@@ -24,13 +24,29 @@ namespace tessera::kernels::cuda {
 // Most activation rows launch_linear_few_rows takes (decode batches); above it cuBLAS is the better GEMM.
 constexpr int kMaxFewRows = 8;
 
+// Warps the few-row kernel wants resident to keep HBM busy (H100: 132 SMs x 64 warps, rounded).
+constexpr int64_t kFewRowsTargetWarps = 8192;
+
+// How many warps (1, 2 or 4) of one block share each output row's `in` range in launch_linear_few_rows. Shapes with
+// few outputs (Llama O, down, QKV projections) would otherwise leave SMs idle, one long dependent row per warp.
+// A function of the shape only (never of the row count), so the summation order stays row-count independent:
+// doubled while the grid (counted at 2 outputs per warp) is under kFewRowsTargetWarps and every lane keeps at least
+// 4 sixteen-byte vectors of the row. element_bytes = sizeof(T).
+constexpr int linear_few_rows_split(int64_t in, int64_t out, int64_t element_bytes) {
+  const int64_t vectors = in * element_bytes / 16;  // 16-byte vectors per weight row
+  const int64_t warps = (out + 1) / 2;
+  int split = 1;
+  while (split < 4 && warps * split < kFewRowsTargetWarps && vectors >= 2 * split * 32 * 4) split *= 2;
+  return split;
+}
+
 // y = x W^T for 1..kMaxFewRows rows, streaming W once with 16-byte loads (memory bound: ~weight bytes / bandwidth).
 // Device pointers. x: [rows][in] of T; weight: [out][in] of T; y: [rows][out] of float when y_f32 (LM-head logits),
 // else of T (must not alias x or weight). T = float or __nv_bfloat16; FP32 accumulation.
 // Requirements (else cudaErrorInvalidValue, nothing launched): 1 <= rows <= kMaxFewRows, in > 0, out > 0,
 // in % (16 / sizeof(T)) == 0, x and weight 16-byte aligned, no null pointer.
-// Each output element is bit-identical whatever `rows` is (the summation order depends only on `in`).
-// Asynchronous on `stream`; returns the launch status.
+// Each output element is bit-identical whatever `rows` is (the summation order depends only on `in` and `out`,
+// through linear_few_rows_split below). Asynchronous on `stream`; returns the launch status.
 template <class T>
 cudaError_t launch_linear_few_rows(const T* x, const T* weight, void* y, bool y_f32, int64_t rows, int64_t in,
                                    int64_t out, cudaStream_t stream);

@@ -13,6 +13,7 @@ namespace {
 using namespace test;
 using kernels::cuda::kMaxFewRows;
 using kernels::cuda::launch_linear_few_rows;
+using kernels::cuda::linear_few_rows_split;
 
 template <class T>
 class LinearFewRowsCuda : public ::testing::Test {};
@@ -126,6 +127,32 @@ TYPED_TEST(LinearFewRowsCuda, LlamaDownShapeMatchesCpuReference) {
   expect_matches(down, {1, 2, 5, 8}, false);
 }
 
+TYPED_TEST(LinearFewRowsCuda, LlamaOutputProjectionShapeMatchesCpuReference) {
+  TESSERA_REQUIRE_GPU();
+  using T = TypeParam;
+  const Problem<T> o_proj(4096, 4096, 16);  // attention output projection: the fewest outputs
+  expect_matches(o_proj, {1, 8}, false);
+}
+
+// The few-output Llama shapes split each row over several warps; the wide ones do not. (The split only changes
+// speed and the summation order; the reference tests above cover both kinds.)
+TYPED_TEST(LinearFewRowsCuda, FewOutputShapesSplitRowsOverWarps) {
+  using T = TypeParam;
+  constexpr int64_t kBytes = sizeof(T);
+  EXPECT_GT(linear_few_rows_split(4096, 6144, kBytes), 1);   // QKV
+  EXPECT_GT(linear_few_rows_split(4096, 4096, kBytes), 1);   // O
+  EXPECT_GT(linear_few_rows_split(14336, 4096, kBytes), 1);  // down
+  EXPECT_EQ(linear_few_rows_split(4096, 2 * 14336, kBytes), 1);  // gate|up
+  EXPECT_EQ(linear_few_rows_split(4096, 128256, kBytes), 1);     // LM head
+  EXPECT_EQ(linear_few_rows_split(64, 256, kBytes), 1);          // rows too short to share
+  for (const int64_t in : {int64_t{8}, int64_t{4104}, int64_t{14336}}) {
+    for (const int64_t out : {int64_t{1}, int64_t{300}, int64_t{6144}, int64_t{16400}}) {
+      const int split = linear_few_rows_split(in, out, kBytes);
+      EXPECT_TRUE(split == 1 || split == 2 || split == 4) << "in " << in << ", out " << out;
+    }
+  }
+}
+
 TYPED_TEST(LinearFewRowsCuda, LlamaGateUpShapeMatchesCpuReference) {
   TESSERA_REQUIRE_GPU();
   using T = TypeParam;
@@ -144,22 +171,32 @@ TYPED_TEST(LinearFewRowsCuda, LmHeadFp32LogitsMatchCpuReference) {
 
 // A row's result must not depend on the rows launched with it (served tokens equal offline tokens): row k of an
 // 8-row launch equals, bit for bit, a 1-row launch of x row k (which also runs from an offset x pointer).
+// Covers a shape whose rows are split over warps (4104 x 300, with a tail step) and one that is not (1000 x 16400).
 TYPED_TEST(LinearFewRowsCuda, EachRowIsBitIdenticalWhateverTheRowCount) {
   TESSERA_REQUIRE_GPU();
   using T = TypeParam;
-  for (const bool y_f32 : {false, true}) {
-    const Problem<T> p(4104, 300, 15);
-    const std::vector<unsigned char> all = run_bytes(p, kMaxFewRows, y_f32);
-    const size_t row_bytes = static_cast<size_t>(p.out) * (y_f32 ? sizeof(float) : sizeof(T));
-    ASSERT_EQ(all.size(), row_bytes * kMaxFewRows);
-    for (int64_t k = 0; k < kMaxFewRows; ++k) {
-      const std::vector<unsigned char> alone = run_bytes(p, 1, y_f32, k);
-      ASSERT_EQ(alone.size(), row_bytes);
-      EXPECT_EQ(std::memcmp(alone.data(), all.data() + k * row_bytes, row_bytes), 0) << "row " << k << " y_f32 " << y_f32;
+  struct Shape {
+    int64_t in, out;
+  };
+  ASSERT_GT(linear_few_rows_split(4104, 300, sizeof(T)), 1);
+  ASSERT_EQ(linear_few_rows_split(1000, 16400, sizeof(T)), 1);
+  for (const Shape s : {Shape{4104, 300}, Shape{1000, 16400}}) {
+    const Problem<T> p(s.in, s.out, 15);
+    for (const bool y_f32 : {false, true}) {
+      const std::vector<unsigned char> all = run_bytes(p, kMaxFewRows, y_f32);
+      const size_t row_bytes = static_cast<size_t>(p.out) * (y_f32 ? sizeof(float) : sizeof(T));
+      ASSERT_EQ(all.size(), row_bytes * kMaxFewRows);
+      for (int64_t k = 0; k < kMaxFewRows; ++k) {
+        const std::vector<unsigned char> alone = run_bytes(p, 1, y_f32, k);
+        ASSERT_EQ(alone.size(), row_bytes);
+        EXPECT_EQ(std::memcmp(alone.data(), all.data() + k * row_bytes, row_bytes), 0)
+            << "out " << p.out << ", row " << k << ", y_f32 " << y_f32;
+      }
+      // Rows 2..4 as a 3-row launch (another kernel instantiation) agree too.
+      const std::vector<unsigned char> three = run_bytes(p, 3, y_f32, 2);
+      EXPECT_EQ(std::memcmp(three.data(), all.data() + 2 * row_bytes, 3 * row_bytes), 0)
+          << "out " << p.out << ", y_f32 " << y_f32;
     }
-    // Rows 2..4 as a 3-row launch (another kernel instantiation) agree too.
-    const std::vector<unsigned char> three = run_bytes(p, 3, y_f32, 2);
-    EXPECT_EQ(std::memcmp(three.data(), all.data() + 2 * row_bytes, 3 * row_bytes), 0) << "y_f32 " << y_f32;
   }
 }
 
