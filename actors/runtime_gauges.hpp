@@ -13,6 +13,7 @@ struct RuntimeGauges {
   std::atomic<int32_t> kv_blocks_total{0};
   std::atomic<uint64_t> preemptions{0};
   std::atomic<uint64_t> steps{0};
+  std::atomic<bool> executor_failed{false};  // a fatal step result: the server is stopping
 };
 
 }  // namespace tessera

@@ -1,5 +1,8 @@
 #include "actors/scheduler_actor.hpp"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <unordered_map>
 
@@ -146,6 +149,12 @@ class SchedulerShell {
   void finish_step(const StepPlan& plan, const StepResult& result) {
     s_->step_in_flight = false;
     if (!result.error.empty()) spdlog::error("step {} failed: {}", plan.step_id, result.error);
+    if (result.fatal && !s_->gauges->executor_failed.exchange(true)) {
+      // The executor cannot run another step: end every request with an error and stop the process the same way
+      // SIGTERM does (tessera-server then exits non-zero).
+      spdlog::critical("the executor failed for good ({}); shutting down", result.error);
+      ::kill(::getpid(), SIGTERM);
+    }
     ++s_->gauges->steps;
     std::vector<ShardProgress> per_shard(s_->shards.size());
     for (SequenceUpdate& update : s_->scheduler.update(plan, result)) {

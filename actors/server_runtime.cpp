@@ -162,6 +162,8 @@ ServerRuntime::ServerRuntime(const ServerConfig& config) : impl_(std::make_uniqu
 
 ServerRuntime::~ServerRuntime() { shutdown(std::chrono::milliseconds(0)); }
 
+bool ServerRuntime::executor_failed() const { return impl_->gauges->executor_failed; }
+
 std::string ServerRuntime::endpoint() const { return impl_->bridge ? impl_->bridge->endpoint() : std::string(); }
 
 void ServerRuntime::shutdown(std::chrono::milliseconds grace) {

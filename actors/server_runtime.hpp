@@ -20,6 +20,9 @@ class ServerRuntime {
 
   std::string endpoint() const;
 
+  // True once the executor reported a fatal step (see StepResult::fatal); the process should then exit non-zero.
+  bool executor_failed() const;
+
   // Graceful stop: refuse new requests, give running ones `grace` to finish, end the rest with shutting_down
   // errors, flush the replies, stop the bus and the actors. Idempotent.
   void shutdown(std::chrono::milliseconds grace);

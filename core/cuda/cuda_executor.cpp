@@ -278,6 +278,7 @@ StepResult CudaExecutor::execute(const StepPlan& plan) {
   for (uint64_t id : plan.release_state) m.draws.erase(id);
   if (!m.broken.empty()) {
     result.error = m.broken;
+    result.fatal = true;
     return result;
   }
   try {
@@ -367,6 +368,7 @@ StepResult CudaExecutor::execute(const StepPlan& plan) {
     const cudaError_t sticky = cudaGetLastError();
     if (sticky != cudaSuccess && cudaStreamQuery(m.stream) != cudaSuccess && cudaStreamQuery(m.stream) != cudaErrorNotReady) {
       m.broken = std::string("the GPU is in an unrecoverable state: ") + cudaGetErrorString(sticky);
+      result.fatal = true;
     }
   }
   result.execute_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -30,7 +30,8 @@ class CudaExecutor final : public Executor {
   ~CudaExecutor() override;
 
   // Never throws; CUDA errors and bad plans become StepResult::error. After a sticky CUDA error (the context is
-  // unusable) every later step fails fast with that error, so requests end with errors instead of hanging.
+  // unusable) the result is marked fatal and every later step fails fast with that error, so requests end with errors
+  // instead of hanging and the server shuts down.
   StepResult execute(const StepPlan& plan) override;
   ExecutorInfo info() const override;
 

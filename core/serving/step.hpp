@@ -54,7 +54,8 @@ struct StepResult {
   std::vector<SampledToken> tokens;  // one per sequence with sample = true, in plan order
   std::string error;                 // non-empty: the step failed and produced no tokens
   double execute_seconds = 0;        // executor wall time of the step
-  MSGPACK_DEFINE_MAP(step_id, tokens, error, execute_seconds)
+  bool fatal = false;                // the executor is unusable from now on (e.g. a sticky CUDA error): stop serving
+  MSGPACK_DEFINE_MAP(step_id, tokens, error, execute_seconds, fatal)
 };
 
 }  // namespace tessera

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
     sigwait(&signals, &signal);
     spdlog::info("{} received", signal == SIGINT ? "SIGINT" : "SIGTERM");
     server.shutdown(std::chrono::milliseconds(config.shutdown_grace_ms));
+    if (server.executor_failed()) return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
