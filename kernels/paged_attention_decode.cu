@@ -23,38 +23,10 @@ struct DecodeShape {
   static_assert(kDecodeTile % kRows == 0, "tile must be a multiple of the rows in flight");
 };
 
-// Asks L2 for the K and V rows of positions [tile, min(tile + kDecodeTile, end)) of kv head `kv_head`: a hint
-// without a destination register, so the next tile's DRAM reads overlap this tile's softmax and barriers at no
-// register cost. Thread t covers the K row (t < kDecodeTile) or the V row of position tile + t % kDecodeTile; a
-// row (D * sizeof(T) bytes, 16-byte aligned) is one bulk prefetch on sm_90+, one prefetch per 32-byte sector before.
-template <class T, int D>
-__device__ __forceinline__ void prefetch_tile_l2(const Args<T>& a, const int32_t* table, int tile, int end,
-                                                 int kv_head) {
-  static_assert(kDecodeThreads == 2 * kDecodeTile, "one thread per K row and one per V row");
-  constexpr int kRowBytes = D * static_cast<int>(sizeof(T));
-  static_assert(kRowBytes % 32 == 0, "rows are whole 32-byte sectors");
-  const int pos = tile + static_cast<int>(threadIdx.x) % kDecodeTile;
-  if (pos >= end) return;
-  const T* cache = threadIdx.x < kDecodeTile ? a.key_cache : a.value_cache;
-  const T* row = cache + cache_offset(table, pos, a.block_size, a.num_kv_heads, D, kv_head);
-  const size_t address = __cvta_generic_to_global(row);
-#if __CUDA_ARCH__ >= 900
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(address), "r"(kRowBytes));
-#else
-#pragma unroll
-  for (int b = 0; b < kRowBytes; b += 32) asm volatile("prefetch.global.L2 [%0];" ::"l"(address + b));
-#endif
-}
-
-// Blocks per SM the register budget is fitted to: 4 (16 warps, <= 128 registers a thread) for up to 4 heads per
-// block, where the accumulators and the in-flight rows fit without spilling; the 8-head chunk keeps 2.
-template <int G>
-inline constexpr int kDecodeMinBlocks = G <= 4 ? 4 : 2;
-
 // G: query heads handled together (compile-time upper bound; the real count `heads` may be smaller). Each block
 // reads every K/V row of its split once and applies it to all `heads` query heads of its kv head.
 template <class T, int D, int G>
-__global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<G>)
+__global__ void __launch_bounds__(kDecodeThreads)
     decode_kernel(Args<T> a, int group_chunks, DecodePlan plan, Partials partials) {
   using Shape = DecodeShape<T, D>;
   constexpr int V = kVec<T>;
@@ -119,7 +91,6 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<G>)
                                   chunk * V)
                          : make_uint4(0, 0, 0, 0);
     }
-    if (tile + kDecodeTile < end) prefetch_tile_l2<T, D>(a, table, tile + kDecodeTile, end, kv_head);
 #pragma unroll
     for (int i = 0; i < Shape::kKeysPerThread; ++i) {
       float k[V];
@@ -143,15 +114,6 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<G>)
         for (int g = 0; g < G; ++g) scores[g][key] = visible ? dots[g] : -CUDART_INF_F;
       }
     }
-    // Request this tile's V rows now, into the registers the K rows no longer need: their latency overlaps the
-    // barrier and the softmax instead of following them.
-#pragma unroll
-    for (int i = 0; i < Shape::kKeysPerThread; ++i) {
-      const int pos = tile + row + i * Shape::kRows;
-      raw[i] = pos < end ? load16(a.value_cache +
-                                  cache_offset(table, pos, a.block_size, a.num_kv_heads, D, kv_head) + chunk * V)
-                         : make_uint4(0, 0, 0, 0);  // zeros, never garbage (0 * NaN would poison acc)
-    }
     __syncthreads();
 
     // Online softmax per query head: one warp per head.
@@ -174,7 +136,14 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<G>)
     }
     __syncthreads();
 
-    // acc += p * V over this thread's rows of the tile (V rows were requested before the softmax).
+    // acc += p * V over this thread's rows of the tile.
+#pragma unroll
+    for (int i = 0; i < Shape::kKeysPerThread; ++i) {
+      const int pos = tile + row + i * Shape::kRows;
+      raw[i] = pos < end ? load16(a.value_cache +
+                                  cache_offset(table, pos, a.block_size, a.num_kv_heads, D, kv_head) + chunk * V)
+                         : make_uint4(0, 0, 0, 0);  // zeros, never garbage (0 * NaN would poison acc)
+    }
 #pragma unroll
     for (int g = 0; g < G; ++g) {
       const float alpha = g < heads ? alpha_shared[g] : 0.0f;
