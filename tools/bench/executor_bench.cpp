@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/common/error.hpp"
+#include "tools/bench/bench_stats.hpp"
 #include "core/model/llama_weights.hpp"
 #include "core/serving/cpu_executor.hpp"
 #if TESSERA_WITH_CUDA
@@ -40,12 +41,7 @@ struct Options {
   int max_step_tokens = 2048;  // like the scheduler's max_num_batched_tokens: larger prefills go in chunks
 };
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+using tessera::bench::median;
 
 struct RunTimes {
   double prefill_s = 0;

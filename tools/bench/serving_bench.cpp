@@ -14,23 +14,27 @@
 
 #include "bus/client.hpp"
 #include "core/common/error.hpp"
+#include "tools/bench/bench_stats.hpp"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
+using tessera::bench::median;
+using tessera::bench::percentile;
 
-// Nearest-rank percentile (p in [0, 100]).
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * v.size()));
-  return v[std::min(v.size() - 1, rank == 0 ? 0 : rank - 1)];
+// A greedy request of `input_len` random prompt ids and exactly `output_len` output tokens.
+tessera::bus::SubmitRequest fixed_length_request(std::string id, int input_len, int output_len, int vocab,
+                                                 std::mt19937& rng) {
+  tessera::bus::SubmitRequest r;
+  r.id = std::move(id);
+  std::vector<int32_t> prompt(input_len);
+  for (int32_t& t : prompt) t = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
+  r.prompt_ids = std::move(prompt);
+  r.params.max_tokens = output_len;
+  r.params.temperature = 0;
+  r.params.ignore_eos = true;
+  return r;
 }
 
 nlohmann::json summary(const std::vector<double>& v) {
@@ -49,14 +53,8 @@ nlohmann::json closed_loop(tessera::bus::Client& client, int concurrency, int to
   int submitted = 0, finished = 0;
   int64_t tokens = 0;
   auto submit = [&] {
-    tessera::bus::SubmitRequest r;
-    r.id = "c" + std::to_string(submitted++);
-    std::vector<int32_t> prompt(input_len);
-    for (int32_t& t : prompt) t = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
-    r.prompt_ids = std::move(prompt);
-    r.params.max_tokens = output_len;
-    r.params.temperature = 0;
-    r.params.ignore_eos = true;
+    const tessera::bus::SubmitRequest r =
+        fixed_length_request("c" + std::to_string(submitted++), input_len, output_len, vocab, rng);
     live[r.id] = Live{Clock::now(), Clock::now(), true};
     client.submit(r);
   };
@@ -128,15 +126,8 @@ int main(int argc, char** argv) {
       std::map<std::string, bool> first_seen;
       const auto start = Clock::now();
       for (int i = 0; i < batch; ++i) {
-        tessera::bus::SubmitRequest r;
-        r.id = std::to_string(round) + "-" + std::to_string(i);
-        std::vector<int32_t> prompt(input_len);
-        for (int32_t& t : prompt) t = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
-        r.prompt_ids = std::move(prompt);
-        r.params.max_tokens = output_len;
-        r.params.temperature = 0;
-        r.params.ignore_eos = true;
-        client.submit(r);
+        client.submit(fixed_length_request(std::to_string(round) + "-" + std::to_string(i), input_len, output_len,
+                                           vocab, rng));
       }
       int ended = 0;
       int64_t round_tokens = 0;
