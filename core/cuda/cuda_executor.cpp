@@ -8,6 +8,8 @@
 #include <unordered_map>
 
 #include "core/cuda/cuda_weights.hpp"
+#include "core/cuda/decode_graphs.hpp"
+#include "core/cuda/step_inputs.hpp"
 #include "core/serving/plan_validation.hpp"
 #include "kernels/embedding.hpp"
 #include "kernels/kv_cache_write.hpp"
@@ -26,31 +28,6 @@ using cuda::check;
 using cuda::DeviceMemory;
 using cuda::PinnedMemory;
 
-constexpr size_t kAlign = 256;
-size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
-
-// Byte offsets of the per-step inputs inside one packed buffer (host pinned → device in one copy).
-struct InputLayout {
-  size_t token_ids, positions, slot_mapping, query_start, query_len, context_len, block_tables, logit_rows,
-      sampling_rows, total;
-  static InputLayout make(size_t max_tokens, size_t max_seqs, size_t max_blocks_per_seq) {
-    InputLayout l{};
-    size_t at = 0;
-    auto take = [&](size_t bytes) { const size_t here = at; at += align_up(bytes); return here; };
-    l.token_ids = take(max_tokens * 4);
-    l.positions = take(max_tokens * 4);
-    l.slot_mapping = take(max_tokens * 8);
-    l.query_start = take(max_seqs * 4);
-    l.query_len = take(max_seqs * 4);
-    l.context_len = take(max_seqs * 4);
-    l.block_tables = take(max_seqs * max_blocks_per_seq * 4);
-    l.logit_rows = take(max_seqs * 4);
-    l.sampling_rows = take(max_seqs * sizeof(kernels::SamplingRow));
-    l.total = at;
-    return l;
-  }
-};
-
 }  // namespace
 
 struct CudaExecutor::Impl {
@@ -62,17 +39,19 @@ struct CudaExecutor::Impl {
   int64_t kv_layer_elements = 0;  // elements of one layer's K (same for V)
   DeviceMemory kv_cache;
   int max_blocks_per_seq = 0;
-  InputLayout inputs;
+  cuda::StepInputLayout inputs;
   PinnedMemory host_inputs;
   DeviceMemory device_inputs;
   PinnedMemory host_ids;
   // Activations, sized for max_num_batched_tokens.
   DeviceMemory residual, normed, qkv, attention, block_out, gate_up, act, gathered, logits, sampled, inv_freq;
-  DeviceMemory attention_workspace, sampling_workspace;
+  DeviceMemory attention_workspace, sampling_workspace, cublas_workspace;
   size_t attention_workspace_bytes = 0, sampling_workspace_bytes = 0;
   std::unordered_map<uint64_t, uint64_t> draws;  // tokens drawn so far per live sequence (the RNG offset)
   std::string broken;                            // a sticky CUDA error: every later step fails with it
-  int last_num_logits = 0;
+  std::vector<int32_t> last_logit_rows;          // rows of `logits` the last step's sampling sequences used
+  std::unique_ptr<cuda::DecodeGraphs> graphs;    // null when CUDA graphs are off
+  int32_t scratch_block = 0;                     // a KV block no request owns: padding rows of graph steps write it
 
   size_t elem() const { return dtype_size(weights.dtype); }
   cudaDataType_t cuda_type() const { return weights.dtype == DType::F32 ? CUDA_R_32F : CUDA_R_16BF; }
@@ -105,7 +84,8 @@ struct CudaExecutor::Impl {
   }
 
   template <class T>
-  void forward(int64_t num_tokens, int num_seqs, int num_logits, int max_query_len, int max_context_len, int blocks_per_seq);
+  void forward(const cuda::StepShape& shape);
+  void run_forward(const cuda::StepShape& shape);  // eagerly, or through a captured decode graph when shape.graph
   void allocate(const CudaExecutorOptions& o);
 };
 
@@ -129,7 +109,7 @@ void CudaExecutor::Impl::allocate(const CudaExecutorOptions& o) {
   inv_freq = buffer(static_cast<int64_t>(freqs.size()), 4);
   check(cudaMemcpy(inv_freq.get(), freqs.data(), freqs.size() * 4, cudaMemcpyHostToDevice), "inv_freq");
   max_blocks_per_seq = (c.max_position_embeddings + o.block_size - 1) / o.block_size;
-  inputs = InputLayout::make(m, s, max_blocks_per_seq);
+  inputs = cuda::StepInputLayout::make(m, s, max_blocks_per_seq);
   host_inputs = PinnedMemory(inputs.total, "step inputs");
   device_inputs = DeviceMemory(inputs.total, "step inputs");
   host_ids = PinnedMemory(s * 4, "sampled ids");
@@ -138,12 +118,17 @@ void CudaExecutor::Impl::allocate(const CudaExecutorOptions& o) {
   attention_workspace = DeviceMemory(attention_workspace_bytes, "attention workspace");
   sampling_workspace_bytes = kernels::cuda::sampling_workspace_bytes(static_cast<int>(s), c.vocab_size);
   sampling_workspace = DeviceMemory(sampling_workspace_bytes, "sampling workspace");
+  // cuBLAS gets its workspace up front: it must not allocate while a graph is being captured.
+  constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
+  cublas_workspace = DeviceMemory(kCublasWorkspaceBytes, "cuBLAS workspace");
+  check(cublasSetWorkspace(cublas, cublas_workspace.get(), kCublasWorkspaceBytes), "cublasSetWorkspace");
 }
 
 template <class T>
-void CudaExecutor::Impl::forward(int64_t n, int num_seqs, int num_logits, int max_query_len, int max_context_len,
-                                 int blocks_per_seq) {
+void CudaExecutor::Impl::forward(const cuda::StepShape& shape) {
   namespace k = kernels::cuda;
+  const int64_t n = shape.num_tokens;
+  const int num_seqs = shape.num_seqs, num_logits = shape.num_logits;
   const LlamaConfig& c = weights.config;
   const int64_t hidden = c.hidden_size, hd = c.head_dim, q_out = int64_t{c.num_heads} * hd,
                 kv_out = int64_t{c.num_kv_heads} * hd, qkv_out = q_out + 2 * kv_out, inter = c.intermediate_size;
@@ -184,7 +169,8 @@ void CudaExecutor::Impl::forward(int64_t n, int num_seqs, int num_logits, int ma
                                       stream),
           "kv_cache_write");
     check(k::launch_paged_attention<T>(qkv_p, qkv_out, k_cache, v_cache, layout, query_start, query_len, context_len,
-                                       block_tables, blocks_per_seq, num_seqs, n, max_query_len, max_context_len,
+                                       block_tables, shape.blocks_per_seq, num_seqs, n, shape.max_query_len,
+                                       shape.max_context_len,
                                        params, attention.get<T>(), attention_workspace.get(), attention_workspace_bytes,
                                        stream),
           "paged_attention");
@@ -202,6 +188,18 @@ void CudaExecutor::Impl::forward(int64_t n, int num_seqs, int num_logits, int ma
   check(k::launch_sample(logits.get<float>(), num_logits, c.vocab_size, sampling_rows, sampled.get<int32_t>(),
                          sampling_workspace.get(), sampling_workspace_bytes, stream),
         "sample");
+}
+
+void CudaExecutor::Impl::run_forward(const cuda::StepShape& shape) {
+  auto record = [&] {
+    if (weights.dtype == DType::F32) {
+      forward<float>(shape);
+    } else {
+      forward<__nv_bfloat16>(shape);
+    }
+  };
+  if (shape.graph && graphs->launch(shape, stream, record)) return;
+  record();
 }
 
 CudaExecutor::CudaExecutor(const std::filesystem::path& model_dir, const CudaExecutorOptions& options)
@@ -239,9 +237,12 @@ CudaExecutor::CudaExecutor(const std::filesystem::path& model_dir, const CudaExe
                   "weights, gpu_memory_utilization " + std::to_string(options.gpu_memory_utilization));
     }
   }
-  m.layout.num_blocks = num_blocks;
-  m.kv_layer_elements = num_blocks * options.block_size * c.num_kv_heads * c.head_dim;
-  m.kv_cache = DeviceMemory(static_cast<size_t>(num_blocks * bytes_per_block), "KV cache");
+  // One block more than the pool hands out: the scratch block that padding rows of graph steps write and read.
+  m.scratch_block = static_cast<int32_t>(num_blocks);
+  m.layout.num_blocks = num_blocks + 1;
+  m.kv_layer_elements = m.layout.num_blocks * options.block_size * c.num_kv_heads * c.head_dim;
+  m.kv_cache = DeviceMemory(static_cast<size_t>(m.layout.num_blocks * bytes_per_block), "KV cache");
+  if (options.cuda_graphs) m.graphs = std::make_unique<cuda::DecodeGraphs>(options.max_cuda_graphs);
 }
 
 CudaExecutor::~CudaExecutor() {
@@ -251,8 +252,13 @@ CudaExecutor::~CudaExecutor() {
 
 std::vector<float> CudaExecutor::copy_last_logits() const {
   const Impl& m = *impl_;
-  std::vector<float> out(static_cast<size_t>(m.last_num_logits) * m.weights.config.vocab_size);
-  check(cudaMemcpy(out.data(), m.logits.get(), out.size() * 4, cudaMemcpyDeviceToHost), "copying logits");
+  const size_t vocab = static_cast<size_t>(m.weights.config.vocab_size);
+  std::vector<float> out(m.last_logit_rows.size() * vocab);
+  for (size_t i = 0; i < m.last_logit_rows.size(); ++i) {
+    check(cudaMemcpy(out.data() + i * vocab, m.logits.get<float>() + m.last_logit_rows[i] * vocab, vocab * 4,
+                     cudaMemcpyDeviceToHost),
+          "copying logits");
+  }
   return out;
 }
 
@@ -262,9 +268,9 @@ ExecutorInfo CudaExecutor::info() const {
   i.device = "cuda:" + std::to_string(m.options.device);
   i.dtype = dtype_name(m.weights.dtype);
   i.model_name = m.options.model_name;
-  i.num_blocks = static_cast<int32_t>(m.layout.num_blocks);
+  i.num_blocks = m.scratch_block;  // the blocks the pool may hand out (the scratch block is not one of them)
   i.block_size = m.layout.block_size;
-  i.capacity_tokens = m.layout.num_blocks * m.layout.block_size;
+  i.capacity_tokens = int64_t{m.scratch_block} * m.layout.block_size;
   i.vocab_size = m.weights.config.vocab_size;
   i.max_position_embeddings = m.weights.config.max_position_embeddings;
   return i;
@@ -284,83 +290,47 @@ StepResult CudaExecutor::execute(const StepPlan& plan) {
   try {
     const LlamaConfig& c = m.weights.config;
     validate_plan(plan, PlanLimits{c.vocab_size, c.max_position_embeddings, m.layout.block_size,
-                                   static_cast<int32_t>(m.layout.num_blocks)});
-    int64_t num_tokens = 0;
-    int max_query_len = 0, max_context_len = 0, blocks_per_seq = 1, num_logits = 0;
-    for (const ScheduledSequence& seq : plan.sequences) {
-      num_tokens += static_cast<int64_t>(seq.tokens.size());
-      max_query_len = std::max(max_query_len, static_cast<int>(seq.tokens.size()));
-      const int context = seq.num_cached + static_cast<int>(seq.tokens.size());
-      max_context_len = std::max(max_context_len, context);
-      blocks_per_seq = std::max(blocks_per_seq, (context + m.layout.block_size - 1) / m.layout.block_size);
-      num_logits += seq.sample ? 1 : 0;
-    }
-    const int num_seqs = static_cast<int>(plan.sequences.size());
-    if (num_seqs == 0) {
+                                   m.scratch_block});
+    const cuda::StepShape actual = cuda::measure_step(plan, m.layout.block_size);
+    if (actual.num_seqs == 0) {
       result.execute_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       return result;
     }
-    if (num_tokens > m.options.max_num_batched_tokens || num_seqs > m.options.max_num_seqs) {
-      throw Error("step " + std::to_string(plan.step_id) + " has " + std::to_string(num_tokens) + " tokens in " +
-                  std::to_string(num_seqs) + " sequences; the executor was sized for " +
+    if (actual.num_tokens > m.options.max_num_batched_tokens || actual.num_seqs > m.options.max_num_seqs) {
+      throw Error("step " + std::to_string(plan.step_id) + " has " + std::to_string(actual.num_tokens) + " tokens in " +
+                  std::to_string(actual.num_seqs) + " sequences; the executor was sized for " +
                   std::to_string(m.options.max_num_batched_tokens) + " tokens and " +
                   std::to_string(m.options.max_num_seqs) + " sequences");
     }
-    // Pack the step's inputs into pinned memory; one copy to the device.
+    std::optional<cuda::StepShape> padded;
+    if (m.graphs) {
+      padded = cuda::graph_shape(actual, cuda::GraphBuckets{m.options.max_num_seqs, 512, c.max_position_embeddings,
+                                                            m.layout.block_size});
+    }
+    cuda::StepShape shape = padded ? *padded : actual;
+    // Pack the step's inputs into pinned memory; one copy of the used bytes to the device.
     std::byte* h = m.host_inputs.get<std::byte>();
-    auto* ids = reinterpret_cast<int32_t*>(h + m.inputs.token_ids);
-    auto* positions = reinterpret_cast<int32_t*>(h + m.inputs.positions);
-    auto* slots = reinterpret_cast<int64_t*>(h + m.inputs.slot_mapping);
-    auto* query_start = reinterpret_cast<int32_t*>(h + m.inputs.query_start);
-    auto* query_len = reinterpret_cast<int32_t*>(h + m.inputs.query_len);
-    auto* context_len = reinterpret_cast<int32_t*>(h + m.inputs.context_len);
-    auto* block_tables = reinterpret_cast<int32_t*>(h + m.inputs.block_tables);
-    auto* logit_rows = reinterpret_cast<int32_t*>(h + m.inputs.logit_rows);
-    auto* sampling_rows = reinterpret_cast<kernels::SamplingRow*>(h + m.inputs.sampling_rows);
-    int64_t t = 0;
-    int logit = 0;
-    for (int i = 0; i < num_seqs; ++i) {
-      const ScheduledSequence& seq = plan.sequences[i];
-      const int len = static_cast<int>(seq.tokens.size());
-      query_start[i] = static_cast<int32_t>(t);
-      query_len[i] = len;
-      context_len[i] = seq.num_cached + len;
-      for (int b = 0; b < blocks_per_seq; ++b) {
-        block_tables[i * blocks_per_seq + b] = b < static_cast<int>(seq.block_table.size()) ? seq.block_table[b] : 0;
-      }
-      for (int j = 0; j < len; ++j, ++t) {
-        const int pos = seq.num_cached + j;
-        ids[t] = seq.tokens[j];
-        positions[t] = pos;
-        slots[t] = int64_t{seq.block_table[pos / m.layout.block_size]} * m.layout.block_size + pos % m.layout.block_size;
-      }
-      if (seq.sample) {
-        logit_rows[logit] = static_cast<int32_t>(t - 1);
-        auto it = m.draws.find(seq.seq_id);
-        sampling_rows[logit] = kernels::SamplingRow{seq.sampling.temperature, seq.sampling.top_k, seq.sampling.top_p,
-                                                          seq.sampling.seed, it == m.draws.end() ? 0 : it->second};
-        ++logit;
-      }
-    }
-    check(cudaMemcpyAsync(m.device_inputs.get(), h, m.inputs.total, cudaMemcpyHostToDevice, m.stream), "step inputs");
-    if (m.weights.dtype == DType::F32) {
-      m.forward<float>(num_tokens, num_seqs, num_logits, max_query_len, max_context_len, blocks_per_seq);
-    } else {
-      m.forward<__nv_bfloat16>(num_tokens, num_seqs, num_logits, max_query_len, max_context_len, blocks_per_seq);
-    }
-    check(cudaMemcpyAsync(m.host_ids.get(), m.sampled.get(), static_cast<size_t>(num_logits) * 4, cudaMemcpyDeviceToHost,
-                          m.stream),
+    std::vector<int32_t> sample_row =
+        cuda::pack_step_inputs(plan, shape, m.inputs, m.layout.block_size, m.scratch_block, m.draws, h);
+    check(cudaMemcpyAsync(m.device_inputs.get(), h, m.inputs.bytes_used(shape.num_seqs, shape.blocks_per_seq),
+                          cudaMemcpyHostToDevice, m.stream),
+          "step inputs");
+    m.run_forward(shape);
+    check(cudaMemcpyAsync(m.host_ids.get(), m.sampled.get(), static_cast<size_t>(shape.num_logits) * 4,
+                          cudaMemcpyDeviceToHost, m.stream),
           "sampled ids");
     check(cudaStreamSynchronize(m.stream), "step");
     const auto* sampled = m.host_ids.get<int32_t>();
-    logit = 0;
-    for (const ScheduledSequence& seq : plan.sequences) {
-      if (!seq.sample) continue;
-      if (sampled[logit] < 0) throw Error(sequence_name(seq.seq_id) + ": the model produced NaN or infinite logits");
-      result.tokens.push_back(SampledToken{seq.seq_id, sampled[logit++]});
+    m.last_logit_rows.clear();
+    for (size_t i = 0; i < plan.sequences.size(); ++i) {
+      const ScheduledSequence& seq = plan.sequences[i];
+      if (sample_row[i] < 0) continue;
+      const int32_t token = sampled[sample_row[i]];
+      if (token < 0) throw Error(sequence_name(seq.seq_id) + ": the model produced NaN or infinite logits");
+      result.tokens.push_back(SampledToken{seq.seq_id, token});
+      m.last_logit_rows.push_back(sample_row[i]);
     }
     for (const SampledToken& token : result.tokens) ++m.draws[token.seq_id];
-    m.last_num_logits = num_logits;
   } catch (const std::exception& e) {
     result.tokens.clear();
     result.error = e.what();

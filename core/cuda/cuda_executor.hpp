@@ -20,6 +20,8 @@ struct CudaExecutorOptions {
   int kv_cache_blocks = 0;                 // > 0: exactly this many blocks instead of sizing from free memory
   int max_num_batched_tokens = 2048;       // the largest step (scheduler budget): activations are sized for it
   int max_num_seqs = 256;                  // sequences per step
+  bool cuda_graphs = true;                 // replay captured graphs for decode-only steps (captured on first use)
+  int max_cuda_graphs = 512;               // graphs kept, one per (batch bucket, context bucket); beyond: eager
   std::string model_name;
 };
 

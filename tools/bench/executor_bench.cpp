@@ -38,6 +38,7 @@ struct Options {
   float temperature = 0.0f;
   uint64_t seed = 0;
   std::string device = "cpu";
+  bool cuda_graphs = true;
   int max_step_tokens = 2048;  // like the scheduler's max_num_batched_tokens: larger prefills go in chunks
 };
 
@@ -137,6 +138,7 @@ int run(const Options& o) {
     options.kv_cache_blocks = blocks_per_seq * o.batch;
     options.max_num_batched_tokens = std::max(o.max_step_tokens, o.batch);
     options.max_num_seqs = o.batch;
+    options.cuda_graphs = o.cuda_graphs;
     executor_owner = std::make_unique<tessera::CudaExecutor>(o.model, options);
 #else
     throw Error("--device cuda: this build has no CUDA support");
@@ -175,6 +177,7 @@ int run(const Options& o) {
   nlohmann::json out;
   out["model"] = o.model;
   out["device"] = executor.info().device;
+  out["cuda_graphs"] = o.device == "cuda" && o.cuda_graphs;
   out["batch"] = o.batch;
   out["input_len"] = o.input_len;
   out["output_len"] = o.output_len;
@@ -204,6 +207,7 @@ int main(int argc, char** argv) {
   app.add_option("--temperature", o.temperature, "0 = greedy");
   app.add_option("--seed", o.seed, "Prompt and sampling seed");
   app.add_option("--device", o.device, "cpu or cuda");
+  app.add_flag("!--no-cuda-graphs", o.cuda_graphs, "cuda: run decode steps eagerly instead of replaying graphs");
   app.add_option("--max-step-tokens", o.max_step_tokens, "Largest step (prefill chunk) in tokens");
   CLI11_PARSE(app, argc, argv);
   try {
