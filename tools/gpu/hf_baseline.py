@@ -16,13 +16,15 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--runs", nargs="+", default=["1x128x128"], help="BATCHxISLxOSL")
     ap.add_argument("--cache", default="dynamic", choices=["dynamic", "static"])
-    ap.add_argument("--compile", action="store_true", help="torch.compile the forward (mode reduce-overhead)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the forward")
+    ap.add_argument("--compile-mode", default="reduce-overhead",
+                    help="torch.compile mode: reduce-overhead (CUDA graphs), default or max-autotune-no-cudagraphs")
     args = ap.parse_args()
     t0 = time.time()
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.bfloat16, device_map="cuda")
     model.eval()
     if args.compile:
-        model.forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=False)
+        model.forward = torch.compile(model.forward, mode=args.compile_mode, fullgraph=False)
     load_s = time.time() - t0
     vocab = model.config.vocab_size
     gen = torch.Generator(device="cpu").manual_seed(0)
@@ -40,7 +42,7 @@ def main():
             torch.cuda.synchronize()
             seconds = time.time() - start
         new_tokens = (out.shape[1] - isl) * batch
-        print(json.dumps({"name": f"hf_{args.cache}{'_compiled' if args.compile else ''}_b{batch}_{isl}_{osl}", "batch": batch, "input_len": isl,
+        print(json.dumps({"name": f"hf_{args.cache}{'_compiled_' + args.compile_mode if args.compile else ''}_b{batch}_{isl}_{osl}", "batch": batch, "input_len": isl,
                           "output_len": osl, "seconds": seconds, "output_tokens_per_s": new_tokens / seconds,
                           "ms_per_step": 1e3 * seconds / osl, "load_s": load_s,
                           "torch": torch.__version__, "transformers": __import__("transformers").__version__}),
