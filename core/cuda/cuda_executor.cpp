@@ -85,7 +85,12 @@ struct CudaExecutor::Impl {
 
   template <class T>
   void forward(const cuda::StepShape& shape);
+  void record(const cuda::StepShape& shape);       // enqueues the step's kernels on `stream`
   void run_forward(const cuda::StepShape& shape);  // eagerly, or through a captured decode graph when shape.graph
+  void capture_common_graphs();
+  cuda::GraphBuckets graph_buckets() const {
+    return cuda::GraphBuckets{options.max_num_seqs, 512, weights.config.max_position_embeddings, options.block_size};
+  }
   void allocate(const CudaExecutorOptions& o);
 };
 
@@ -190,16 +195,33 @@ void CudaExecutor::Impl::forward(const cuda::StepShape& shape) {
         "sample");
 }
 
+void CudaExecutor::Impl::record(const cuda::StepShape& shape) {
+  if (weights.dtype == DType::F32) {
+    forward<float>(shape);
+  } else {
+    forward<__nv_bfloat16>(shape);
+  }
+}
+
 void CudaExecutor::Impl::run_forward(const cuda::StepShape& shape) {
-  auto record = [&] {
-    if (weights.dtype == DType::F32) {
-      forward<float>(shape);
-    } else {
-      forward<__nv_bfloat16>(shape);
+  if (shape.graph && graphs->launch(shape, stream, [&] { record(shape); })) return;
+  record(shape);
+}
+
+// The decode shapes a server meets first (every batch bucket at contexts up to 2048), captured at start-up so that
+// the first steps at a new batch size do not pay for a capture. Capturing runs nothing.
+void CudaExecutor::Impl::capture_common_graphs() {
+  for (int context = 512; context <= 2048; context *= 2) {
+    for (int batch = 1; batch <= options.max_num_seqs; batch += batch < 8 ? 1 : 8) {
+      cuda::StepShape actual;
+      actual.num_seqs = batch;
+      actual.num_tokens = batch;
+      actual.max_query_len = 1;
+      actual.max_context_len = std::min(context, weights.config.max_position_embeddings);
+      const std::optional<cuda::StepShape> shape = cuda::graph_shape(actual, graph_buckets());
+      if (shape) graphs->capture(*shape, stream, [&] { record(*shape); });
     }
-  };
-  if (shape.graph && graphs->launch(shape, stream, record)) return;
-  record();
+  }
 }
 
 CudaExecutor::CudaExecutor(const std::filesystem::path& model_dir, const CudaExecutorOptions& options)
@@ -242,7 +264,10 @@ CudaExecutor::CudaExecutor(const std::filesystem::path& model_dir, const CudaExe
   m.layout.num_blocks = num_blocks + 1;
   m.kv_layer_elements = m.layout.num_blocks * options.block_size * c.num_kv_heads * c.head_dim;
   m.kv_cache = DeviceMemory(static_cast<size_t>(m.layout.num_blocks * bytes_per_block), "KV cache");
-  if (options.cuda_graphs) m.graphs = std::make_unique<cuda::DecodeGraphs>(options.max_cuda_graphs);
+  if (options.cuda_graphs) {
+    m.graphs = std::make_unique<cuda::DecodeGraphs>(options.max_cuda_graphs);
+    m.capture_common_graphs();
+  }
 }
 
 CudaExecutor::~CudaExecutor() {
@@ -304,8 +329,7 @@ StepResult CudaExecutor::execute(const StepPlan& plan) {
     }
     std::optional<cuda::StepShape> padded;
     if (m.graphs) {
-      padded = cuda::graph_shape(actual, cuda::GraphBuckets{m.options.max_num_seqs, 512, c.max_position_embeddings,
-                                                            m.layout.block_size});
+      padded = cuda::graph_shape(actual, m.graph_buckets());
     }
     cuda::StepShape shape = padded ? *padded : actual;
     // Pack the step's inputs into pinned memory; one copy of the used bytes to the device.

@@ -26,6 +26,9 @@ class DecodeGraphs {
   // Throws tessera::Error on a CUDA error (a failed capture leaves the stream usable and caches nothing).
   bool launch(const StepShape& shape, cudaStream_t stream, const std::function<void()>& record);
 
+  // Captures the graph of `shape` without running it (start-up warm-up); true when it is (now) cached.
+  bool capture(const StepShape& shape, cudaStream_t stream, const std::function<void()>& record);
+
   size_t size() const { return graphs_.size(); }
 
  private:
