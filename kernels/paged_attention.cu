@@ -10,9 +10,8 @@ namespace tessera::kernels::cuda {
 namespace {
 
 constexpr int kSplitMinContext = 512;  // shorter visible ranges are never split
-constexpr int kMinPartition = 256;     // tokens per split, at least
-constexpr int kPartitionQuantum = 64;  // the decode kernel's key tile
-constexpr int kMaxDecodeGroupChunk = 8;
+constexpr int kMinPartition = 128;     // tokens per split, at least (two pipelined key tiles)
+constexpr int kPartitionQuantum = 64;  // the decode kernels' key tile
 constexpr int kBlocksPerSm = 2;  // split until the decode grid has about this many blocks per SM
 
 int current_sm_count() {
@@ -23,10 +22,12 @@ int current_sm_count() {
   return count;
 }
 
-// Decode blocks per sequence before splitting: one per (kv head, chunk of <= 8 query heads of its group).
+// Decode blocks per sequence before splitting: one per (kv head, chunk of <= 16 query heads of its group), as the
+// tensor-core kernel launches (the CUDA-core kernel's chunks of 8 only make its grid larger). Independent of T, so
+// one workspace size serves both element types.
 int decode_blocks_per_seq(int num_heads, int num_kv_heads) {
   const int group = num_heads / num_kv_heads;
-  return num_kv_heads * ((group + kMaxDecodeGroupChunk - 1) / kMaxDecodeGroupChunk);
+  return num_kv_heads * ((group + paged::kDecodeTcHeads - 1) / paged::kDecodeTcHeads);
 }
 
 // Visible keys of a decode query are at most this many (the sliding window caps the range).
@@ -34,7 +35,8 @@ int decode_span(int max_context_len, int sliding_window) {
   return sliding_window > 0 ? std::min(max_context_len, sliding_window) : max_context_len;
 }
 
-// Splits the context only when the grid would otherwise leave SMs idle (small batches, long contexts).
+// Splits the context only when the grid would otherwise leave SMs idle (small batches, long contexts). Depends on
+// host arguments only (the context bound, not the device-side lengths), so CUDA-graph replays stay valid.
 paged::DecodePlan plan_decode(int num_seqs, int blocks_per_seq, int span, int sm_count) {
   paged::DecodePlan plan;
   plan.partition = std::max(span, 1);

@@ -51,10 +51,14 @@ size_t paged_attention_workspace_bytes(int max_num_seqs, int max_context_len, in
 //      head_dim, e.g. the fused QKV row). out: [num_tokens][num_heads * head_dim], dense.
 //   query_start, query_len, context_len: [num_seqs] int32; block_tables: [num_seqs][max_blocks_per_seq] int32.
 //   max_query_len, max_context_len: host-side upper bounds of the device arrays' values (they size the grids; a
-//      too small max_query_len leaves rows unwritten). Sequences with query_len 0 are skipped.
+//      too small max_query_len leaves rows unwritten). Sequences with query_len 0 are skipped. Grids and the split
+//      plan depend only on the host arguments (num_seqs, max_query_len, max_context_len, heads), so a launch
+//      captured in a CUDA graph with a bound (e.g. the next power of two) is correct for any device-side lengths
+//      within it; max_blocks_per_seq is only the block-table row stride.
 // Paths: sequences with query_len == 1 take the decode kernel (one block per (sequence, kv head) that reads each
-//   K/V row once for all query heads of the group; the context is split (flash-decoding) into partitions when the
-//   grid would not fill the GPU, with a small combine kernel over the FP32 partials in `workspace`). Sequences
+//   K/V row once for all query heads of the group; BF16 on sm_80+: tensor cores fed by a 3-stage cp.async
+//   pipeline, P rounded to BF16 for P V; the context is split (flash-decoding) into partitions when the grid
+//   would not fill the GPU, with a small combine kernel over the FP32 partials in `workspace`). Sequences
 //   with query_len > 1 take the flash-attention prefill kernel (BF16 on sm_80+: tensor cores, mma.sync with P in BF16;
 //   FP32: tiled CUDA cores); a mixed batch launches both kernels on `stream` (each skips the other's sequences), so
 //   decode rows never pay for prefill tiles.

@@ -1,6 +1,15 @@
 // Decode path of paged attention (one new query token per sequence): grouped-query aware, split along the context
 // (flash-decoding) when the launcher asks for more than one split, plus the kernel combining the split partials.
+// The CUDA-core kernel here serves FP32 (and BF16 below sm_80); BF16 on sm_80+ takes the pipelined tensor-core
+// kernel of paged_attention_decode_tc.cu.
+#include <type_traits>
+
 #include "kernels/paged_attention_internal.cuh"
+
+// Compile-time switch: 0 keeps BF16 decode on the CUDA-core kernel below instead of paged_attention_decode_tc.cu.
+#ifndef TESSERA_DECODE_TENSOR_CORES
+#define TESSERA_DECODE_TENSOR_CORES 1
+#endif
 
 namespace tessera::kernels::cuda::paged {
 
@@ -200,10 +209,12 @@ __global__ void __launch_bounds__(kDecodeThreads)
   }
 }
 
-// One block per (head, sequence): out = sum_p w_p acc_p / sum_p w_p sum_p with w_p = exp(max_p - max).
+// One block per (head, sequence): out = sum_p w_p acc_p / sum_p w_p sum_p with w_p = exp(max_p - max) (exp2 when
+// the partial maxima are in base-2 units). Only the splits the sequence's visible range reaches are read: the
+// grid is planned for the max_context_len bound, shorter sequences leave the later splits untouched.
 // Dynamic shared memory: num_splits floats (the weights).
 template <class T>
-__global__ void combine_kernel(Args<T> a, int head_dim, DecodePlan plan, Partials partials) {
+__global__ void combine_kernel(Args<T> a, int head_dim, DecodePlan plan, Partials partials, bool base2_max) {
   extern __shared__ float weights[];
   const int head = blockIdx.x;
   const int seq = blockIdx.y;
@@ -215,7 +226,10 @@ __global__ void combine_kernel(Args<T> a, int head_dim, DecodePlan plan, Partial
 
   float global_max = -CUDART_INF_F;
   for (int p = 0; p < used; ++p) global_max = fmaxf(global_max, partials.max[part0 + p]);
-  for (int p = threadIdx.x; p < used; p += blockDim.x) weights[p] = expf(partials.max[part0 + p] - global_max);
+  for (int p = threadIdx.x; p < used; p += blockDim.x) {
+    const float difference = partials.max[part0 + p] - global_max;
+    weights[p] = base2_max ? exp2f(difference) : expf(difference);
+  }
   __syncthreads();
   float denominator = 0.0f;
   for (int p = 0; p < used; ++p) denominator += weights[p] * partials.sum[part0 + p];
@@ -254,11 +268,22 @@ cudaError_t launch_decode_dim(const Args<T>& args, int num_seqs, const DecodePla
 template <class T>
 cudaError_t launch_decode(const Args<T>& args, int head_dim, int num_seqs, const DecodePlan& plan,
                           const Partials& partials, cudaStream_t stream) {
-  const cudaError_t status = head_dim == 64 ? launch_decode_dim<T, 64>(args, num_seqs, plan, partials, stream)
-                                            : launch_decode_dim<T, 128>(args, num_seqs, plan, partials, stream);
+  cudaError_t status = cudaSuccess;
+  bool tensor_cores = false;
+#if TESSERA_DECODE_TENSOR_CORES
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    tensor_cores = bf16_tensor_cores_available();
+    if (tensor_cores) status = launch_decode_tensor_core(args, head_dim, num_seqs, plan, partials, stream);
+  }
+#endif
+  if (!tensor_cores) {
+    status = head_dim == 64 ? launch_decode_dim<T, 64>(args, num_seqs, plan, partials, stream)
+                            : launch_decode_dim<T, 128>(args, num_seqs, plan, partials, stream);
+  }
   if (status != cudaSuccess || plan.num_splits == 1) return status;
   const dim3 grid(static_cast<unsigned>(args.num_heads), static_cast<unsigned>(num_seqs));
-  combine_kernel<T><<<grid, 128, plan.num_splits * sizeof(float), stream>>>(args, head_dim, plan, partials);
+  combine_kernel<T><<<grid, 128, plan.num_splits * sizeof(float), stream>>>(args, head_dim, plan, partials,
+                                                                          tensor_cores);
   return cudaGetLastError();
 }
 

@@ -31,13 +31,18 @@ struct Args {
 // Split-K (flash-decoding) plan of the decode path: the visible key range of a decode query,
 // [first, context_len), is cut into partitions of `partition` tokens; partition p of a sequence is handled by
 // blockIdx.z == p. num_splits == 1 writes the output directly, otherwise partials go to the workspace.
+// The plan depends on host arguments only (num_seqs, the max_context_len bound, heads), so a launch captured in a
+// CUDA graph stays valid for any context lengths up to that bound: a split that starts past a sequence's visible
+// range does nothing, and the combine kernel reads only the splits a sequence really used.
 struct DecodePlan {
   int num_splits = 1;
   int partition = 0;  // tokens per split (a multiple of the decode key tile); the last split runs to the end
 };
 
 // Workspace layout of the split-K partials (FP32): max and sum [num_seqs][num_heads][num_splits], then
-// acc [num_seqs][num_heads][num_splits][head_dim] (unnormalised: sum_k exp(s_k - max) v_k).
+// acc [num_seqs][num_heads][num_splits][head_dim] (unnormalised: sum_k exp(s_k - max) v_k). The CUDA-core decode
+// kernel stores max in natural units (scaled scores), the tensor-core one in base-2 units (scores * log2(e)); the
+// combine kernel is told which.
 struct Partials {
   float* max = nullptr;
   float* sum = nullptr;
@@ -86,11 +91,27 @@ __device__ __forceinline__ int first_visible(int position, int sliding_window) {
 // exp(x - m) that treats a running max of -inf (nothing visible yet) as 0, so masked rows give 0, never NaN.
 __device__ __forceinline__ float safe_max(float m) { return m == -CUDART_INF_F ? 0.0f : m; }
 
+// True when the current device has BF16 mma.sync and cp.async (compute capability >= 8.0). Host only, cheap.
+// Defined in paged_attention_prefill_tc.cu.
+bool bf16_tensor_cores_available();
+
+// Query heads one tensor-core decode block serves (the M = 16 rows of mma.sync); larger GQA groups take several
+// blocks per kv head. The launcher's split heuristic counts blocks with it.
+inline constexpr int kDecodeTcHeads = 16;
+
 // Decode path: one block per (sequence, kv head, group chunk of <= 8 query heads, split). Sequences whose
 // query_len != 1 are skipped (the prefill kernel takes them). Defined in paged_attention_decode.cu.
+// BF16 on sm_80+ takes the tensor-core kernel (launch_decode_tensor_core) unless built with
+// TESSERA_DECODE_TENSOR_CORES=0; FP32 (and older GPUs) the CUDA-core kernel.
 template <class T>
 cudaError_t launch_decode(const Args<T>& args, int head_dim, int num_seqs, const DecodePlan& plan,
                           const Partials& partials, cudaStream_t stream);
+
+// Tensor-core decode kernel (BF16): one block per (sequence, kv head, chunk of <= 16 query heads, split), K/V tiles
+// gathered by a multi-stage cp.async pipeline. Partial maxima in base-2 units. Launches the decode kernel only
+// (the caller launches the combine). Defined in paged_attention_decode_tc.cu.
+cudaError_t launch_decode_tensor_core(const Args<__nv_bfloat16>& args, int head_dim, int num_seqs,
+                                      const DecodePlan& plan, const Partials& partials, cudaStream_t stream);
 
 // Prefill path: one block per (tile of 64 (token, head-of-group) rows, kv head, sequence). Sequences whose
 // query_len <= 1 are skipped. Defined in paged_attention_prefill.cu.

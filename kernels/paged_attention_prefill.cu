@@ -279,7 +279,7 @@ template <class T>
 cudaError_t launch_prefill(const Args<T>& args, int head_dim, int num_seqs, int max_query_len, cudaStream_t stream) {
 #if TESSERA_PREFILL_TENSOR_CORES
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    if (prefill_tensor_cores_available())
+    if (bf16_tensor_cores_available())
       return launch_prefill_tensor_core(args, head_dim, num_seqs, max_query_len, stream);
   }
 #endif

@@ -10,6 +10,7 @@
 // Precision: Q K^T multiplies BF16 inputs exactly and accumulates in FP32; the online softmax (max, exp2, row
 // sums) is FP32; P is rounded to BF16 (relative error <= 2^-9 per weight) for the P V product, which accumulates
 // in FP32; the row sums use the unrounded FP32 P. The output is normalised in FP32 and rounded to BF16 once.
+#include "kernels/paged_attention_mma.cuh"
 #include "kernels/paged_attention_prefill_tc.cuh"
 
 namespace tessera::kernels::cuda::paged {
@@ -33,47 +34,6 @@ struct TcLayout {
   static_assert(kTcRows == kTcKeys, "Q and K/V tiles share the loader");
   static_assert(kTcKeys * kChunksPerRow % kTcThreads == 0, "tile chunks must spread evenly over the threads");
 };
-
-__device__ __forceinline__ uint32_t smem_address(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16-byte global -> shared copy; invalid chunks are zero-filled (src-size 0 reads nothing).
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
-  const int src_bytes = valid ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-// Waits until at most one committed group is still in flight.
-__device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t address) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(address)
-               : "memory");
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t address) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(address)
-               : "memory");
-}
-
-// d += a (16x16, row major) * b (16x8, column major); BF16 inputs, FP32 accumulators.
-__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// Two floats as a bf16x2 register: `lo` in the low half (the lower column / key index of a fragment).
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
 
 // Gathers keys [start, start + 64) of one kv head from the paged cache into a padded smem tile; positions at or
 // past `end` are zero-filled (never read from the cache: their block-table entries may be garbage).
@@ -190,7 +150,7 @@ __global__ void __launch_bounds__(kTcThreads, 2) prefill_tc_kernel(Args<bf16> a)
     const int start = key_begin + j * kTcKeys;
     load_kv_tile<D>(v_tile, a.value_cache, table, start, key_end, a.block_size, a.num_kv_heads, kv_head);
     cp_async_commit();
-    cp_async_wait_all_but_one();  // Q (first tile) and K(j) landed; V(j) may be in flight
+    cp_async_wait<1>();  // Q (first tile) and K(j) landed; V(j) may be in flight
     __syncthreads();
 
     if (j == 0) {
@@ -260,7 +220,7 @@ __global__ void __launch_bounds__(kTcThreads, 2) prefill_tc_kernel(Args<bf16> a)
       }
     }
 
-    cp_async_wait_all_but_one();  // V(j) landed; K(j + 1) may be in flight
+    cp_async_wait<1>();  // V(j) landed; K(j + 1) may be in flight
     __syncthreads();
 
     // O += P V: the S accumulators of key n-tiles (2 ks, 2 ks + 1) are the A fragment of key step ks.
@@ -314,7 +274,7 @@ cudaError_t launch_tc_dim(const Args<bf16>& args, int num_seqs, int max_query_le
 
 }  // namespace
 
-bool prefill_tensor_cores_available() {
+bool bf16_tensor_cores_available() {
   int device = 0;
   int major = 0;
   if (cudaGetDevice(&device) != cudaSuccess) return false;

@@ -10,9 +10,6 @@
 
 namespace tessera::kernels::cuda::paged {
 
-// True when the current device has BF16 mma.sync (compute capability >= 8.0). Host only, cheap.
-bool prefill_tensor_cores_available();
-
 // Same contract as launch_prefill<__nv_bfloat16> (one block per (tile of 64 (token, head-of-group) rows, kv head,
 // sequence); sequences with query_len <= 1 are skipped), computed with BF16 mma.sync. head_dim 64 or 128.
 cudaError_t launch_prefill_tensor_core(const Args<__nv_bfloat16>& args, int head_dim, int num_seqs,

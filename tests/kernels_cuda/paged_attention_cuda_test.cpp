@@ -1,126 +1,18 @@
 // launch_paged_attention against paged_attention_ref, FP32 and BF16: decode (split-K and not), prefill (BF16 on the
 // tensor-core kernel), chunked prefill, Llama-3.1-8B prompt sizes, mixed batches, GQA ratios 1/4/6/8/16, head_dim
-// 64/128, sliding window, shuffled block tables, q read through a fused QKV row stride.
-#include <algorithm>
-#include <numeric>
-#include <string>
-
+// 64/128, sliding window, shuffled block tables, q read through a fused QKV row stride. Decode under context-length
+// bounds (CUDA graphs), large batches and block sizes: paged_attention_decode_cuda_test.cpp.
 #include "kernels/paged_attention.hpp"
 #include "tests/kernels_cuda/cuda_test_util.hpp"
+#include "tests/kernels_cuda/paged_attention_test_util.hpp"
 
 namespace tessera {
 namespace {
 
 using namespace test;
 
-struct SeqSpec {
-  int query_len = 1;
-  int context_len = 1;
-};
-
-struct BatchSpec {
-  std::vector<SeqSpec> seqs;
-  int num_heads = 8;
-  int num_kv_heads = 2;
-  int head_dim = 128;
-  int block_size = 16;
-  int sliding_window = 0;
-  bool fused_qkv = false;  // q rows at the stride of a fused [q | k | v] projection row
-  uint32_t seed = 1;
-};
-
-std::string describe(const BatchSpec& spec) {
-  std::string s = "heads " + std::to_string(spec.num_heads) + "/" + std::to_string(spec.num_kv_heads) + " dim " +
-                  std::to_string(spec.head_dim) + " window " + std::to_string(spec.sliding_window) + " seqs";
-  for (const SeqSpec& seq : spec.seqs) s += " (" + std::to_string(seq.query_len) + "," + std::to_string(seq.context_len) + ")";
-  return s;
-}
-
-// Builds random inputs (rounded to T), runs the CPU oracle and the GPU launcher, and checks every sequence's
-// output rows against the oracle with tolerance<T>().
-template <class T>
-void check_batch(const BatchSpec& spec) {
-  SCOPED_TRACE(describe(spec));
-  const int num_seqs = static_cast<int>(spec.seqs.size());
-  const int bs = spec.block_size;
-  const int64_t row_width = static_cast<int64_t>(spec.num_heads) * spec.head_dim;
-  const int64_t q_stride =
-      spec.fused_qkv ? static_cast<int64_t>(spec.num_heads + 2 * spec.num_kv_heads) * spec.head_dim : row_width;
-
-  // Block tables: a random permutation of all cache blocks, so consecutive positions live in scattered blocks.
-  int max_blocks_per_seq = 1;
-  int64_t total_blocks = 3;  // a few blocks nobody owns
-  for (const SeqSpec& seq : spec.seqs) {
-    const int blocks = (seq.context_len + bs - 1) / bs;
-    max_blocks_per_seq = std::max(max_blocks_per_seq, blocks + 1);
-    total_blocks += blocks;
-  }
-  std::vector<int32_t> block_ids(total_blocks);
-  std::iota(block_ids.begin(), block_ids.end(), 0);
-  std::shuffle(block_ids.begin(), block_ids.end(), std::mt19937(spec.seed));
-  // Unused table entries hold an id far outside the cache: a kernel reading past context_len faults.
-  std::vector<int32_t> tables(static_cast<size_t>(num_seqs) * max_blocks_per_seq, 1 << 30);
-  std::vector<int32_t> query_start(num_seqs), query_len(num_seqs), context_len(num_seqs);
-  std::vector<kernels::AttentionSequence> sequences(num_seqs);
-  int64_t next_block = 0;
-  int64_t num_tokens = 0;
-  int max_query_len = 1, max_context_len = 1;
-  for (int s = 0; s < num_seqs; ++s) {
-    const SeqSpec& seq = spec.seqs[s];
-    const int blocks = (seq.context_len + bs - 1) / bs;
-    for (int b = 0; b < blocks; ++b) tables[static_cast<size_t>(s) * max_blocks_per_seq + b] = block_ids[next_block++];
-    query_start[s] = static_cast<int32_t>(num_tokens);
-    query_len[s] = seq.query_len;
-    context_len[s] = seq.context_len;
-    sequences[s] = {num_tokens, seq.query_len, seq.context_len, tables.data() + static_cast<size_t>(s) * max_blocks_per_seq};
-    num_tokens += seq.query_len;
-    max_query_len = std::max(max_query_len, seq.query_len);
-    max_context_len = std::max(max_context_len, seq.context_len);
-  }
-
-  const kernels::KvCacheLayout layout{total_blocks, bs, spec.num_kv_heads, spec.head_dim};
-  const size_t cache_size = static_cast<size_t>(total_blocks) * bs * layout.floats_per_slot();
-  const std::vector<float> key_cache = rounded<T>(random_vector(cache_size, spec.seed + 1));
-  const std::vector<float> value_cache = rounded<T>(random_vector(cache_size, spec.seed + 2));
-  const std::vector<float> q_rows = rounded<T>(random_vector(static_cast<size_t>(num_tokens * q_stride), spec.seed + 3));
-  std::vector<float> q_dense(static_cast<size_t>(num_tokens * row_width));
-  for (int64_t t = 0; t < num_tokens; ++t)
-    std::copy_n(q_rows.begin() + t * q_stride, row_width, q_dense.begin() + t * row_width);
-
-  kernels::AttentionParams params;
-  params.num_heads = spec.num_heads;
-  params.scale = 1.0f / std::sqrt(static_cast<float>(spec.head_dim));
-  params.sliding_window = spec.sliding_window;
-  std::vector<float> expected(q_dense.size());
-  kernels::paged_attention_ref(q_dense.data(), key_cache.data(), value_cache.data(), layout, sequences, params,
-                               expected.data());
-
-  DeviceBuffer<T> d_q(convert<T>(q_rows));
-  DeviceBuffer<T> d_key(convert<T>(key_cache));
-  DeviceBuffer<T> d_value(convert<T>(value_cache));
-  DeviceBuffer<int32_t> d_start(query_start), d_qlen(query_len), d_ctx(context_len), d_tables(tables);
-  DeviceBuffer<T> d_out(q_dense.size());
-  const size_t ws_bytes = kernels::cuda::paged_attention_workspace_bytes(
-      num_seqs, max_context_len, spec.num_heads, spec.num_kv_heads, spec.head_dim, spec.sliding_window);
-  DeviceBuffer<uint8_t> d_ws(std::max<size_t>(ws_bytes, 1));
-  TESSERA_CUDA_OK(kernels::cuda::launch_paged_attention<T>(
-      d_q.get(), q_stride, d_key.get(), d_value.get(), layout, d_start.get(), d_qlen.get(), d_ctx.get(),
-      d_tables.get(), max_blocks_per_seq, num_seqs, num_tokens, max_query_len, max_context_len, params, d_out.get(),
-      d_ws.get(), ws_bytes, nullptr));
-  TESSERA_CUDA_OK(cudaDeviceSynchronize());
-  const std::vector<float> out = to_f32(d_out.download());
-
-  for (int s = 0; s < num_seqs; ++s) {
-    const auto lo = static_cast<size_t>(query_start[s] * row_width);
-    const auto hi = lo + static_cast<size_t>(query_len[s] * row_width);
-    const std::vector<float> got(out.begin() + lo, out.begin() + hi);
-    const std::vector<float> want(expected.begin() + lo, expected.begin() + hi);
-    EXPECT_LT(relative_error(got, want), tolerance<T>())
-        << "sequence " << s << " (query_len " << query_len[s] << ", context " << context_len[s] << ")";
-  }
-}
-
-// (num_heads, num_kv_heads): GQA ratios 1, 4, 6 (not a power of two), 8 and 16 (two head chunks per kv head).
+// (num_heads, num_kv_heads): GQA ratios 1, 4, 6 (not a power of two), 8 and 16 (two head chunks of 8 per kv head
+// on the CUDA-core decode kernel, one chunk of 16 on the tensor-core one).
 const std::vector<std::pair<int, int>> kHeadShapes = {{4, 4}, {8, 2}, {12, 2}, {16, 2}, {32, 2}};
 
 template <class T>

@@ -1,0 +1,198 @@
+// tessera-attention-bench: the decode path of launch_paged_attention alone, at the Llama-3.1-8B attention shape
+// (32 query heads, 8 kv heads, head_dim 128, BF16, block size 16) for batch x context in {1x128, 1x2048, 1x8192,
+// 64x1000, 256x1000, 256x2000}. Random BF16 K/V cache, random (shuffled) block tables, every sequence at the
+// same context. Each timed run is one launch (decode kernel + split combine), timed with CUDA events after an L2
+// flush, median of 20 after 5 warm-up runs. Each case runs twice: max_context_len = the context, and the
+// power-of-two bucket above it (as a captured CUDA graph would pass). Prints one JSON object per case:
+// ms per launch, GB read (K + V bytes of the visible contexts) and the effective TB/s.
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "kernels/paged_attention.hpp"
+
+namespace {
+
+constexpr int kHeads = 32;
+constexpr int kKvHeads = 8;
+constexpr int kHeadDim = 128;
+constexpr int kBlockSize = 16;
+constexpr int kWarmup = 5;
+constexpr int kRepeat = 20;
+constexpr size_t kL2FlushBytes = size_t{256} << 20;  // several times the H100's 50 MB L2
+
+void check(cudaError_t status, const char* what) {
+  if (status != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(status));
+}
+
+// Owning device allocation (bytes).
+class Device {
+ public:
+  Device(size_t bytes, const char* what) {
+    if (bytes) check(cudaMalloc(&ptr_, bytes), what);
+  }
+  ~Device() { cudaFree(ptr_); }
+  Device(const Device&) = delete;
+  Device& operator=(const Device&) = delete;
+  template <class T>
+  T* as() const { return static_cast<T*>(ptr_); }
+
+ private:
+  void* ptr_ = nullptr;
+};
+
+// Fills `count` bf16 values with a repeated random 8 MB pattern (generating gigabytes on the host is slow; the
+// values only need to be non-trivial).
+void fill_random(__nv_bfloat16* device, size_t count, uint32_t seed) {
+  std::vector<__nv_bfloat16> chunk(std::min<size_t>(count, size_t{4} << 20));
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (auto& v : chunk) v = __float2bfloat16(dist(rng));
+  for (size_t done = 0; done < count; done += chunk.size()) {
+    const size_t n = std::min(chunk.size(), count - done);
+    check(cudaMemcpy(device + done, chunk.data(), n * sizeof(__nv_bfloat16), cudaMemcpyHostToDevice), "fill");
+  }
+}
+
+int next_power_of_two(int v) {
+  int p = 1;
+  while (p < v) p *= 2;
+  return p;
+}
+
+struct Case {
+  int batch;
+  int context;
+};
+
+struct Cache {
+  int64_t num_blocks;
+  const __nv_bfloat16* key;
+  const __nv_bfloat16* value;
+};
+
+// Median milliseconds of one decode launch for `batch` sequences at `context` tokens under `max_context_len`.
+double time_case(const Case& c, int max_context_len, const Cache& cache, const Device& flush, cudaStream_t stream,
+                 std::mt19937& rng) {
+  const int blocks_per_seq = (max_context_len + kBlockSize - 1) / kBlockSize;  // row stride of the tables
+  const int used_blocks = (c.context + kBlockSize - 1) / kBlockSize;
+  std::vector<int32_t> ids(static_cast<size_t>(cache.num_blocks));
+  std::iota(ids.begin(), ids.end(), 0);
+  std::shuffle(ids.begin(), ids.end(), rng);
+  std::vector<int32_t> tables(static_cast<size_t>(c.batch) * blocks_per_seq, 0);
+  for (int s = 0; s < c.batch; ++s)
+    for (int b = 0; b < used_blocks; ++b)
+      tables[static_cast<size_t>(s) * blocks_per_seq + b] = ids[static_cast<size_t>(s) * used_blocks + b];
+  std::vector<int32_t> query_start(c.batch), query_len(c.batch, 1), context_len(c.batch, c.context);
+  std::iota(query_start.begin(), query_start.end(), 0);
+
+  Device d_tables(tables.size() * sizeof(int32_t), "tables"), d_meta(3 * c.batch * sizeof(int32_t), "metadata");
+  check(cudaMemcpy(d_tables.as<int32_t>(), tables.data(), tables.size() * sizeof(int32_t), cudaMemcpyHostToDevice),
+        "upload tables");
+  int32_t* meta = d_meta.as<int32_t>();
+  check(cudaMemcpy(meta, query_start.data(), c.batch * sizeof(int32_t), cudaMemcpyHostToDevice), "upload");
+  check(cudaMemcpy(meta + c.batch, query_len.data(), c.batch * sizeof(int32_t), cudaMemcpyHostToDevice), "upload");
+  check(cudaMemcpy(meta + 2 * c.batch, context_len.data(), c.batch * sizeof(int32_t), cudaMemcpyHostToDevice),
+        "upload");
+  const size_t row = static_cast<size_t>(kHeads) * kHeadDim;
+  Device q(c.batch * row * sizeof(__nv_bfloat16), "q"), out(c.batch * row * sizeof(__nv_bfloat16), "out");
+  fill_random(q.as<__nv_bfloat16>(), c.batch * row, 7);
+  const size_t ws_bytes =
+      tessera::kernels::cuda::paged_attention_workspace_bytes(c.batch, max_context_len, kHeads, kKvHeads, kHeadDim, 0);
+  Device workspace(std::max<size_t>(ws_bytes, 16), "workspace");
+
+  const tessera::kernels::KvCacheLayout layout{cache.num_blocks, kBlockSize, kKvHeads, kHeadDim};
+  tessera::kernels::AttentionParams params;
+  params.num_heads = kHeads;
+  params.scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
+  auto launch = [&] {
+    check(tessera::kernels::cuda::launch_paged_attention<__nv_bfloat16>(
+              q.as<__nv_bfloat16>(), static_cast<int64_t>(row), cache.key, cache.value, layout, meta, meta + c.batch,
+              meta + 2 * c.batch, d_tables.as<int32_t>(), blocks_per_seq, c.batch, c.batch, 1, max_context_len, params,
+              out.as<__nv_bfloat16>(), workspace.as<void>(), ws_bytes, stream),
+          "launch_paged_attention");
+  };
+
+  cudaEvent_t start, stop;
+  check(cudaEventCreate(&start), "event");
+  check(cudaEventCreate(&stop), "event");
+  for (int i = 0; i < kWarmup; ++i) launch();
+  std::vector<float> times;
+  for (int i = 0; i < kRepeat; ++i) {
+    check(cudaMemsetAsync(flush.as<void>(), i & 0xff, kL2FlushBytes, stream), "L2 flush");
+    check(cudaEventRecord(start, stream), "record");
+    launch();
+    check(cudaEventRecord(stop, stream), "record");
+    check(cudaEventSynchronize(stop), "sync");
+    float ms = 0;
+    check(cudaEventElapsedTime(&ms, start, stop), "elapsed");
+    times.push_back(ms);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+}  // namespace
+
+int main() {
+  try {
+    const std::vector<Case> cases = {{1, 128}, {1, 2048}, {1, 8192}, {64, 1000}, {256, 1000}, {256, 2000}};
+    int64_t num_blocks = 0;
+    for (const Case& c : cases)
+      num_blocks = std::max<int64_t>(num_blocks, int64_t{c.batch} * ((c.context + kBlockSize - 1) / kBlockSize));
+    const size_t cache_elems = static_cast<size_t>(num_blocks) * kBlockSize * kKvHeads * kHeadDim;
+    Device key(cache_elems * sizeof(__nv_bfloat16), "key cache"), value(cache_elems * sizeof(__nv_bfloat16), "value cache");
+    fill_random(key.as<__nv_bfloat16>(), cache_elems, 1);
+    fill_random(value.as<__nv_bfloat16>(), cache_elems, 2);
+    Device flush(kL2FlushBytes, "L2 flush buffer");
+    cudaStream_t stream;
+    check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
+    cudaDeviceProp prop{};
+    check(cudaGetDeviceProperties(&prop, 0), "device properties");
+    const Cache cache{num_blocks, key.as<__nv_bfloat16>(), value.as<__nv_bfloat16>()};
+    std::mt19937 rng(42);
+
+    for (const Case& c : cases) {
+      const double gb = 2.0 * c.batch * c.context * kKvHeads * kHeadDim * sizeof(__nv_bfloat16) / 1e9;
+      const double ms = time_case(c, c.context, cache, flush, stream, rng);
+      const int bucket = next_power_of_two(c.context);
+      const double bucket_ms = time_case(c, bucket, cache, flush, stream, rng);
+      nlohmann::json line = {{"bench", "paged_attention_decode"},
+                             {"device", prop.name},
+                             {"dtype", "bf16"},
+                             {"heads", kHeads},
+                             {"kv_heads", kKvHeads},
+                             {"head_dim", kHeadDim},
+                             {"block_size", kBlockSize},
+                             {"batch", c.batch},
+                             {"context", c.context},
+                             {"ms", ms},
+                             {"gb_read", gb},
+                             {"tb_per_s", gb / ms},  // GB / ms = TB / s
+                             {"step_ms_32_layers", 32 * ms},
+                             {"bucket_max_context_len", bucket},
+                             {"bucket_ms", bucket_ms},
+                             {"bucket_tb_per_s", gb / bucket_ms},
+                             {"repeats", kRepeat}};
+      std::printf("%s\n", line.dump().c_str());
+      std::fflush(stdout);
+    }
+    cudaStreamDestroy(stream);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tessera-attention-bench: %s\n", e.what());
+    return 1;
+  }
+}
