@@ -146,7 +146,7 @@ Scheduler::Sequence* Scheduler::pick_victim(const Sequence& asking) {
   for (uint64_t id : running_) {
     Sequence& c = seqs_.at(id);
     // In-flight sequences keep their blocks until their step is back; `asking` is not in flight yet.
-    if (c.in_flight || (c.num_blocks == 0 && &c != &asking)) continue;
+    if (c.in_flight > 0 || (c.num_blocks == 0 && &c != &asking)) continue;
     if (!victim || c.priority < victim->priority ||
         (c.priority == victim->priority && c.arrival > victim->arrival)) {
       victim = &c;
@@ -166,9 +166,35 @@ void Scheduler::emit(Sequence& s, int32_t chunk, StepPlan& plan) {
   s.num_computed += chunk;
   s.num_blocks += x.new_blocks;
   free_blocks_ -= x.new_blocks;
-  s.in_flight = true;
+  ++s.in_flight;
   s.ever_scheduled = true;
   plan.sequences.push_back(std::move(x));
+}
+
+void Scheduler::emit_pending_decode(Sequence& s, StepPlan& plan) {
+  ScheduledSequence x;
+  x.seq_id = s.seq_id;
+  x.tokens = {0};  // placeholder: the executor feeds the token the in-flight step samples
+  x.token_pending = true;
+  x.num_cached = s.num_computed;
+  x.new_blocks = blocks_for(static_cast<int64_t>(s.num_computed) + 1) - s.num_blocks;
+  x.sample = true;
+  x.sampling = s.sampling;
+  s.num_computed += 1;
+  s.num_blocks += x.new_blocks;
+  free_blocks_ -= x.new_blocks;
+  ++s.in_flight;
+  plan.sequences.push_back(std::move(x));
+}
+
+bool Scheduler::schedulable(const Sequence& s) const {
+  if (s.in_flight == 0) return true;
+  if (s.in_flight > 1) return false;
+  if (s.num_computed < static_cast<int32_t>(s.tokens.size())) return true;  // more prompt behind the chunk in flight
+  // The in-flight step samples the next token: plan a decode of it only if that token cannot end the sequence by
+  // length (a stop token can still end it; that step's work is then wasted).
+  return s.num_generated() + 1 < s.params.max_tokens &&
+         static_cast<int64_t>(s.tokens.size()) + 1 < config_.max_model_len;
 }
 
 std::optional<StepPlan> Scheduler::schedule() {
@@ -185,8 +211,12 @@ std::optional<StepPlan> Scheduler::schedule() {
       auto it = seqs_.find(id);
       if (it == seqs_.end()) continue;
       Sequence& s = it->second;
-      if (s.state != phase || s.in_flight) continue;  // preempted meanwhile, or already scheduled / in flight
-      const int32_t chunk = std::min<int32_t>(static_cast<int32_t>(s.tokens.size()) - s.num_computed, budget);
+      // A sequence whose in-flight step samples its next token decodes that token next (token_pending).
+      const bool pending_decode = s.in_flight > 0 && s.num_computed == static_cast<int32_t>(s.tokens.size());
+      const RequestState its_phase = pending_decode ? RequestState::Decoding : s.state;
+      if (its_phase != phase || !schedulable(s)) continue;  // preempted meanwhile, or already planned
+      const int32_t chunk =
+          pending_decode ? 1 : std::min<int32_t>(static_cast<int32_t>(s.tokens.size()) - s.num_computed, budget);
       const int32_t need = blocks_for(static_cast<int64_t>(s.num_computed) + chunk) - s.num_blocks;
       while (need > free_blocks_) {
         Sequence* victim = pick_victim(s);
@@ -195,8 +225,12 @@ std::optional<StepPlan> Scheduler::schedule() {
         preempted = true;
         if (victim == &s) break;
       }
-      if (s.state != phase || need > free_blocks_) continue;
-      emit(s, chunk, plan);
+      if (s.state == RequestState::Preempted || need > free_blocks_) continue;
+      if (pending_decode) {
+        emit_pending_decode(s, plan);
+      } else {
+        emit(s, chunk, plan);
+      }
       budget -= chunk;
     }
   }
@@ -252,15 +286,17 @@ std::vector<SequenceUpdate> Scheduler::update(const StepPlan& plan, const StepRe
     auto it = seqs_.find(x.seq_id);
     if (it == seqs_.end()) continue;  // aborted while the step ran
     Sequence& s = it->second;
-    if (!s.in_flight) continue;  // not from this plan (a stale or repeated result)
-    s.in_flight = false;
+    if (s.in_flight == 0) continue;  // not from this plan (a stale or repeated result)
+    --s.in_flight;
     if (!step_error.empty()) {
       updates.push_back(end(s, RequestState::Failed, SequenceOutcome::Error, step_error));
       continue;
     }
     if (!x.sample) continue;  // an intermediate prompt chunk
     auto token = sampled.find(x.seq_id);
-    if (token == sampled.end() || s.num_computed != static_cast<int32_t>(s.tokens.size())) {
+    // num_computed is one ahead when a later plan already decodes this token (token_pending).
+    const int32_t ahead = s.num_computed - static_cast<int32_t>(s.tokens.size());
+    if (token == sampled.end() || ahead < 0 || ahead > 1) {
       updates.push_back(end(s, RequestState::Failed, SequenceOutcome::Error,
                             "step " + std::to_string(plan.step_id) + " returned no token for sequence " +
                                 std::to_string(x.seq_id)));

@@ -5,7 +5,11 @@
 //
 // Contract of one step: schedule() -> StepPlan; the caller applies it to a KvBlockManager (release_kv freed first,
 // then allocate) and an executor, then passes the executor's StepResult to update(). schedule() may be called again
-// before the previous plan's update(): sequences of a plan in flight are skipped until their update.
+// before the previous plan's update() (pipelining: the executor runs step t while step t+1 is planned): a sequence
+// whose in-flight step samples its next token is then planned once more as a decode with token_pending (its input
+// is that not yet known token), unless the in-flight token must end it (max_tokens, max_model_len); a sequence
+// with prompt left continues with its next chunk. At most two plans hold a sequence. When update() shows that the
+// in-flight token ended the sequence (a stop token), the later plan's work for it is wasted and its result skipped.
 //
 // Policy of schedule(), within max_num_batched_tokens tokens and max_num_seqs sequences per step:
 // 1. running decodes first (one token each, oldest request first), so a long prompt never starves them;
@@ -142,7 +146,7 @@ class Scheduler {
     int32_t num_prompt = 0;
     int32_t num_computed = 0;     // tokens in the KV cache (or planned into it)
     int32_t num_blocks = 0;       // KV blocks held (or planned)
-    bool in_flight = false;       // in a plan whose update() has not come yet
+    int32_t in_flight = 0;        // plans holding it whose update() has not come yet (0, 1 or 2)
     bool ever_scheduled = false;  // the executor may hold sampler state for it
     SamplingParams params;
     SamplingSpec sampling;
@@ -161,6 +165,10 @@ class Scheduler {
 
   int32_t blocks_for(int64_t positions) const;
   void emit(Sequence& s, int32_t chunk, StepPlan& plan);
+  void emit_pending_decode(Sequence& s, StepPlan& plan);
+  // Whether `s` may be planned now (in `phase`): nothing in flight, or (pipelining) one plan in flight after which
+  // the sequence surely goes on.
+  bool schedulable(const Sequence& s) const;
   void preempt(Sequence& s);
   Sequence* pick_victim(const Sequence& asking);
   // Moves `s` to a terminal state, frees its blocks, queues its releases and erases it; returns its last update.

@@ -29,7 +29,10 @@ struct ScheduledSequence {
   std::vector<int32_t> block_table; // filled by the KV manager: covers num_cached + tokens.size() positions
   bool sample = false;              // true when the step reaches the end of the known tokens: sample the next one
   SamplingSpec sampling;
-  MSGPACK_DEFINE_MAP(seq_id, tokens, num_cached, new_blocks, block_table, sample, sampling)
+  // Pipelined decode: tokens = {one placeholder}; the real input is the token this sequence samples in the step
+  // submitted just before this one (still running when this plan was made). The executor fills it in.
+  bool token_pending = false;
+  MSGPACK_DEFINE_MAP(seq_id, tokens, num_cached, new_blocks, block_table, sample, sampling, token_pending)
 };
 
 struct StepPlan {
