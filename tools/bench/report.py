@@ -47,6 +47,14 @@ def save(fig, out_dir, name):
     return name
 
 
+def auto_log_y(ax, values):
+    """Log scale when the values span more than two decades (e.g. queueing TTFTs next to idle ones)."""
+    positive = [v for v in values if v and v > 0]
+    if positive and max(positive) / min(positive) > 100:
+        ax.set_yscale("log")
+        ax.set_ylabel(ax.get_ylabel() + ", log scale")
+
+
 def colors(n):
     cmap = plt.get_cmap("viridis" if n > 10 else "tab10")
     return [cmap(i / max(n - 1, 1)) if n > 10 else cmap(i) for i in range(n)]
@@ -61,6 +69,7 @@ def plot_ttft_vs_input(doc, out_dir):
         ax.scatter(x, [r["ttft_ms"] for r in reqs], s=10, alpha=0.6, color=color, label=run["label"])
     ax.set_xlabel("input length (prompt tokens)")
     ax.set_ylabel("TTFT (ms)")
+    auto_log_y(ax, [r["ttft_ms"] for run in runs for r in completed(run)])
     ax.set_title("Time to first token vs input length")
     ax.grid(alpha=0.3)
     if len(runs) > 1:
@@ -139,6 +148,7 @@ def plot_e2e_by_pattern(doc, out_dir):
     ax.set_xlim(-0.6, len(patterns) - 0.4)
     ax.set_xlabel("query pattern")
     ax.set_ylabel("end-to-end latency (ms)")
+    auto_log_y(ax, [r["e2e_ms"] for run in runs for r in completed(run)])
     ax.set_title("E2E latency per query pattern")
     ax.grid(alpha=0.3, axis="y")
     if len(runs) > 1 and handles:

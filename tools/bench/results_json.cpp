@@ -148,4 +148,33 @@ nlohmann::json results_json(const BenchOptions& options, const BenchResult& resu
           {"runs", std::move(runs)}};
 }
 
+void write_results_json(std::ostream& out, const nlohmann::json& document) {
+  // Each level: the keys indented, values pretty-printed; "requests" arrays one compact record per line.
+  auto write_object = [&](const nlohmann::json& object, const std::string& indent, auto&& self) -> void {
+    out << "{";
+    bool first = true;
+    for (const auto& [key, value] : object.items()) {
+      out << (first ? "\n" : ",\n") << indent << " " << nlohmann::json(key).dump() << ": ";
+      first = false;
+      if (key == "runs" && value.is_array()) {
+        out << "[";
+        for (size_t i = 0; i < value.size(); ++i) {
+          out << (i ? ",\n" : "\n") << indent << "  ";
+          self(value[i], indent + "  ", self);
+        }
+        out << "\n" << indent << " ]";
+      } else if (key == "requests" && value.is_array()) {
+        out << "[";
+        for (size_t i = 0; i < value.size(); ++i) out << (i ? ",\n" : "\n") << indent << "  " << value[i].dump();
+        out << "\n" << indent << " ]";
+      } else {
+        out << value.dump();
+      }
+    }
+    out << "\n" << indent << "}";
+  };
+  write_object(document, "", write_object);
+  out << "\n";
+}
+
 }  // namespace tessera::bench

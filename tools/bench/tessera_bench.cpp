@@ -71,7 +71,7 @@ int run(const BenchOptions& options) {
   if (result.runs.size() > 1) print_sweep_table(stdout, result);
   if (!options.output_dir.empty()) {
     const fs::path dir(options.output_dir);
-    write_file(dir / "bench.json", [&](std::ostream& out) { out << results_json(options, result).dump(1) << '\n'; });
+    write_file(dir / "bench.json", [&](std::ostream& out) { write_results_json(out, results_json(options, result)); });
     write_file(dir / "requests.csv", [&](std::ostream& out) { write_requests_csv(out, result, options.slo); });
     write_file(dir / "summary.csv", [&](std::ostream& out) { write_summary_csv(out, result); });
     std::printf("\nwrote %s/{bench.json,requests.csv,summary.csv}\n", options.output_dir.c_str());
