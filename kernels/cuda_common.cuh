@@ -3,6 +3,8 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <utility>
+
 namespace tessera::kernels::cuda {
 
 // Load/store any supported element type as FP32 (all math is FP32).
@@ -26,5 +28,56 @@ __device__ __forceinline__ float warp_max(float v) {
 }
 
 __host__ __device__ inline unsigned ceil_div(long long a, long long b) { return static_cast<unsigned>((a + b - 1) / b); }
+
+// silu(g) * u = g / (1 + exp(-g)) * u, the SwiGLU of the Llama MLP. One definition for launch_swiglu and the few-row
+// down projection that fuses it, so both produce the same activations bit for bit. Fast exp and division (relative
+// error ~1e-6, far below BF16 rounding; the fused GEMV evaluates it once per weight pair it streams, and the
+// accurate versions would make that kernel compute bound). An exp overflow (g < -88) gives -0, not NaN.
+__device__ __forceinline__ float silu_mul(float g, float u) {
+  return __fmul_rn(__fdividef(g, __fadd_rn(1.0f, __expf(-g))), u);
+}
+
+// Programmatic dependent launch (sm_90+). A kernel launched with launch_kernel(pdl = true, ...) may start while the
+// kernel before it on the stream is still running, as soon as every block of that kernel has called
+// pdl_launch_dependents (or exited). Contract for every kernel that can be launched that way:
+//  - pdl_wait() before reading anything an earlier kernel wrote and before writing anything an earlier kernel may
+//    still read. It returns once every earlier kernel has completed and its writes are visible.
+//  - every thread calls pdl_wait() before it exits, even on early-exit paths, so that this kernel completes only
+//    after the ones before it (kernels after it rely on that, transitively).
+//  - only data no kernel writes (weights) may be read before pdl_wait().
+// Both are no-ops for a normal launch and on older architectures.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+// Lets the next kernel on the stream (if launched with PDL) get scheduled now: its blocks start, do their
+// independent prologue and park in pdl_wait(). Says nothing about this kernel's writes.
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// kernel<<<grid, block, shared_bytes, stream>>>(args...), launched with programmatic stream serialization when
+// `pdl` (the kernel must follow the pdl_wait contract above). Works inside stream capture (the graph gets a
+// programmatic edge). Returns the launch status and clears it from cudaGetLastError.
+template <class... Params, class... Args>
+cudaError_t launch_kernel(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared_bytes,
+                          cudaStream_t stream, Args&&... args) {
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared_bytes;
+  config.stream = stream;
+  config.attrs = attribute;
+  config.numAttrs = pdl ? 1 : 0;
+  const cudaError_t launched = cudaLaunchKernelEx(&config, kernel, static_cast<Params>(std::forward<Args>(args))...);
+  const cudaError_t last = cudaGetLastError();
+  return launched != cudaSuccess ? launched : last;
+}
 
 }  // namespace tessera::kernels::cuda

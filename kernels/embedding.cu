@@ -9,6 +9,8 @@ namespace {
 template <class T>
 __global__ void embedding_kernel(const T* __restrict__ table, int64_t vocab, int64_t hidden,
                                  const int32_t* __restrict__ ids, T* __restrict__ out) {
+  pdl_launch_dependents();
+  pdl_wait();  // ids (step inputs or gathered rows) and, for the logits gather, the table come from earlier work
   const int64_t token = blockIdx.x;
   const int32_t id = ids[token];
   T* dst = out + token * hidden;
@@ -32,15 +34,15 @@ __global__ void embedding_kernel(const T* __restrict__ table, int64_t vocab, int
 
 template <class T>
 cudaError_t launch_embedding(const T* table, int64_t vocab, int64_t hidden, const int32_t* ids, int64_t num_tokens,
-                             T* out, cudaStream_t stream) {
+                             T* out, cudaStream_t stream, bool pdl) {
   if (num_tokens <= 0) return cudaSuccess;
-  embedding_kernel<T><<<static_cast<unsigned>(num_tokens), 128, 0, stream>>>(table, vocab, hidden, ids, out);
-  return cudaGetLastError();
+  return launch_kernel(pdl, embedding_kernel<T>, static_cast<unsigned>(num_tokens), 128, 0, stream, table, vocab, hidden,
+                       ids, out);
 }
 
 template cudaError_t launch_embedding<float>(const float*, int64_t, int64_t, const int32_t*, int64_t, float*,
-                                             cudaStream_t);
+                                             cudaStream_t, bool);
 template cudaError_t launch_embedding<__nv_bfloat16>(const __nv_bfloat16*, int64_t, int64_t, const int32_t*, int64_t,
-                                                     __nv_bfloat16*, cudaStream_t);
+                                                     __nv_bfloat16*, cudaStream_t, bool);
 
 }  // namespace tessera::kernels::cuda

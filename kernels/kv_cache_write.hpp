@@ -34,10 +34,11 @@ namespace tessera::kernels::cuda {
 // e.g. the fused QKV row). slot_mapping: [num_tokens] int64; a negative slot skips the token, a slot beyond the
 // cache is skipped too (the executor validates plans; the kernel never writes out of bounds).
 // Asynchronous on `stream`; cudaErrorInvalidValue for a malformed layout or row_stride.
+// pdl: programmatic dependent launch (kernels/cuda_common.cuh); same results either way.
 template <class T>
 cudaError_t launch_kv_cache_write(const T* key, const T* value, int64_t num_tokens, int64_t row_stride,
                                   const int64_t* slot_mapping, KvCacheLayout layout, T* key_cache, T* value_cache,
-                                  cudaStream_t stream);
+                                  cudaStream_t stream, bool pdl = false);
 
 }  // namespace tessera::kernels::cuda
 #endif

@@ -10,6 +10,8 @@ namespace {
 template <class T, int N>
 __global__ void rms_norm_kernel(const T* x, const T* __restrict__ weight, T* out, int64_t dim, float eps) {
   __shared__ float reduce[33];
+  pdl_launch_dependents();
+  pdl_wait();
   const int64_t row = blockIdx.x;
   const T* x_row = x + row * dim;
   T* out_row = out + row * dim;
@@ -42,6 +44,8 @@ template <class T, int N>
 __global__ void add_rms_norm_kernel(T* __restrict__ residual, const T* x, const T* __restrict__ weight, T* out,
                                     int64_t dim, float eps) {
   __shared__ float reduce[33];
+  pdl_launch_dependents();
+  pdl_wait();
   const int64_t row = blockIdx.x;
   T* res_row = residual + row * dim;
   const T* x_row = x + row * dim;
@@ -77,23 +81,23 @@ constexpr int kMaxThreads = 1024;
 
 template <class T>
 cudaError_t launch_rms_norm(const T* x, const T* weight, T* out, int64_t rows, int64_t dim, float eps,
-                            cudaStream_t stream) {
+                            cudaStream_t stream, bool pdl) {
   if (rows < 0 || dim <= 0 || rows > INT32_MAX) return cudaErrorInvalidValue;
   if (rows == 0) return cudaSuccess;
   constexpr int N = kPackElems<T>;
   const bool vectorized = dim % N == 0 && is_aligned16(x) && is_aligned16(weight) && is_aligned16(out);
   const unsigned blocks = static_cast<unsigned>(rows);
   if (vectorized) {
-    rms_norm_kernel<T, N><<<blocks, threads_for(dim / N, kMaxThreads), 0, stream>>>(x, weight, out, dim, eps);
-  } else {
-    rms_norm_kernel<T, 1><<<blocks, threads_for(dim, kMaxThreads), 0, stream>>>(x, weight, out, dim, eps);
+    return launch_kernel(pdl, rms_norm_kernel<T, N>, blocks, threads_for(dim / N, kMaxThreads), 0, stream, x, weight,
+                         out, dim, eps);
   }
-  return cudaGetLastError();
+  return launch_kernel(pdl, rms_norm_kernel<T, 1>, blocks, threads_for(dim, kMaxThreads), 0, stream, x, weight, out,
+                       dim, eps);
 }
 
 template <class T>
 cudaError_t launch_add_rms_norm(T* residual, const T* x, const T* weight, T* out, int64_t rows, int64_t dim, float eps,
-                                cudaStream_t stream) {
+                                cudaStream_t stream, bool pdl) {
   if (rows < 0 || dim <= 0 || rows > INT32_MAX) return cudaErrorInvalidValue;
   if (rows == 0) return cudaSuccess;
   constexpr int N = kPackElems<T>;
@@ -101,17 +105,16 @@ cudaError_t launch_add_rms_norm(T* residual, const T* x, const T* weight, T* out
                           is_aligned16(out);
   const unsigned blocks = static_cast<unsigned>(rows);
   if (vectorized) {
-    add_rms_norm_kernel<T, N>
-        <<<blocks, threads_for(dim / N, kMaxThreads), 0, stream>>>(residual, x, weight, out, dim, eps);
-  } else {
-    add_rms_norm_kernel<T, 1><<<blocks, threads_for(dim, kMaxThreads), 0, stream>>>(residual, x, weight, out, dim, eps);
+    return launch_kernel(pdl, add_rms_norm_kernel<T, N>, blocks, threads_for(dim / N, kMaxThreads), 0, stream,
+                         residual, x, weight, out, dim, eps);
   }
-  return cudaGetLastError();
+  return launch_kernel(pdl, add_rms_norm_kernel<T, 1>, blocks, threads_for(dim, kMaxThreads), 0, stream, residual, x,
+                       weight, out, dim, eps);
 }
 
 #define TESSERA_INSTANTIATE_RMS_NORM(T)                                                                        \
-  template cudaError_t launch_rms_norm<T>(const T*, const T*, T*, int64_t, int64_t, float, cudaStream_t);      \
-  template cudaError_t launch_add_rms_norm<T>(T*, const T*, const T*, T*, int64_t, int64_t, float, cudaStream_t);
+  template cudaError_t launch_rms_norm<T>(const T*, const T*, T*, int64_t, int64_t, float, cudaStream_t, bool); \
+  template cudaError_t launch_add_rms_norm<T>(T*, const T*, const T*, T*, int64_t, int64_t, float, cudaStream_t, bool);
 TESSERA_INSTANTIATE_RMS_NORM(float)
 TESSERA_INSTANTIATE_RMS_NORM(__nv_bfloat16)
 #undef TESSERA_INSTANTIATE_RMS_NORM

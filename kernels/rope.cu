@@ -13,6 +13,8 @@ template <class T, int N>
 __global__ void rope_kernel(T* q, T* k, int64_t row_stride, int num_heads, int num_kv_heads, int head_dim,
                             const int32_t* __restrict__ positions, const float* __restrict__ inv_freq) {
   extern __shared__ float cos_sin[];  // [0, half): cos, [half, 2 * half): sin
+  pdl_launch_dependents();
+  pdl_wait();
   const int64_t token = blockIdx.x;
   const int half = head_dim / 2;
   const float position = static_cast<float>(positions[token]);
@@ -58,7 +60,7 @@ constexpr int kMaxHeadDim = 1024;  // bounds the shared (cos, sin) table
 
 template <class T>
 cudaError_t launch_rope(T* q, T* k, int64_t num_tokens, int64_t row_stride, int num_heads, int num_kv_heads,
-                        int head_dim, const int32_t* positions, const float* inv_freq, cudaStream_t stream) {
+                        int head_dim, const int32_t* positions, const float* inv_freq, cudaStream_t stream, bool pdl) {
   if (num_tokens < 0 || num_tokens > INT32_MAX || head_dim <= 0 || head_dim % 2 != 0 || head_dim > kMaxHeadDim ||
       num_heads < 0 || num_kv_heads < 0 || (k == nullptr && num_kv_heads > 0)) {
     return cudaErrorInvalidValue;
@@ -71,18 +73,16 @@ cudaError_t launch_rope(T* q, T* k, int64_t num_tokens, int64_t row_stride, int 
   const unsigned blocks = static_cast<unsigned>(num_tokens);
   const int64_t heads = num_heads + num_kv_heads;
   if (vectorized) {
-    rope_kernel<T, N><<<blocks, threads_for(heads * (half / N), kMaxThreads), shared_bytes, stream>>>(
-        q, k, row_stride, num_heads, num_kv_heads, head_dim, positions, inv_freq);
-  } else {
-    rope_kernel<T, 1><<<blocks, threads_for(heads * half, kMaxThreads), shared_bytes, stream>>>(
-        q, k, row_stride, num_heads, num_kv_heads, head_dim, positions, inv_freq);
+    return launch_kernel(pdl, rope_kernel<T, N>, blocks, threads_for(heads * (half / N), kMaxThreads), shared_bytes,
+                         stream, q, k, row_stride, num_heads, num_kv_heads, head_dim, positions, inv_freq);
   }
-  return cudaGetLastError();
+  return launch_kernel(pdl, rope_kernel<T, 1>, blocks, threads_for(heads * half, kMaxThreads), shared_bytes, stream, q,
+                       k, row_stride, num_heads, num_kv_heads, head_dim, positions, inv_freq);
 }
 
 template cudaError_t launch_rope<float>(float*, float*, int64_t, int64_t, int, int, int, const int32_t*, const float*,
-                                        cudaStream_t);
+                                        cudaStream_t, bool);
 template cudaError_t launch_rope<__nv_bfloat16>(__nv_bfloat16*, __nv_bfloat16*, int64_t, int64_t, int, int, int,
-                                                const int32_t*, const float*, cudaStream_t);
+                                                const int32_t*, const float*, cudaStream_t, bool);
 
 }  // namespace tessera::kernels::cuda

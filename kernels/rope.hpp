@@ -39,9 +39,11 @@ namespace tessera::kernels::cuda {
 // k may be null with num_kv_heads = 0. positions: [num_tokens] int32; inv_freq: [head_dim / 2] (rope_inv_freq).
 // Angles as rope_ref: position * inv_freq in FP32, cos/sin accurately (double, rounded to FP32).
 // Asynchronous on `stream`; cudaErrorInvalidValue for an odd head_dim, head_dim > 1024 or negative counts.
+// pdl: programmatic dependent launch (kernels/cuda_common.cuh); same results either way.
 template <class T>
 cudaError_t launch_rope(T* q, T* k, int64_t num_tokens, int64_t row_stride, int num_heads, int num_kv_heads,
-                        int head_dim, const int32_t* positions, const float* inv_freq, cudaStream_t stream);
+                        int head_dim, const int32_t* positions, const float* inv_freq, cudaStream_t stream,
+                        bool pdl = false);
 
 }  // namespace tessera::kernels::cuda
 #endif

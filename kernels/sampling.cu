@@ -216,6 +216,8 @@ __global__ void __launch_bounds__(kThreads)
     sample_kernel(const float* __restrict__ logits, int vocab, int tile_len, int num_tiles,
                   const SamplingRow* __restrict__ rows, int32_t* __restrict__ out_ids) {
   __shared__ Shared sh;
+  pdl_launch_dependents();
+  pdl_wait();
   const int64_t r = blockIdx.x;
   const float* row = logits + r * vocab;
   const SamplingRow params = rows[r];
@@ -425,16 +427,15 @@ __global__ void __launch_bounds__(kThreads)
 size_t sampling_workspace_bytes(int /*num_rows*/, int /*vocab*/) { return 0; }
 
 cudaError_t launch_sample(const float* logits, int num_rows, int vocab, const SamplingRow* rows, int32_t* out_ids,
-                          void* /*workspace*/, size_t workspace_bytes, cudaStream_t stream) {
+                          void* /*workspace*/, size_t workspace_bytes, cudaStream_t stream, bool pdl) {
   if (num_rows < 0 || vocab < 1 || vocab > kSamplingMaxVocab) return cudaErrorInvalidValue;
   if (workspace_bytes < sampling_workspace_bytes(num_rows, vocab)) return cudaErrorInvalidValue;
   if (num_rows == 0) return cudaSuccess;
   // Tiles of the draw (and of every pass): at most kThreads of them, each a multiple of 32 ids long.
   const int tile_len = static_cast<int>(ceil_div(ceil_div(vocab, kThreads), 32)) * 32;
   const int num_tiles = static_cast<int>(ceil_div(vocab, tile_len));
-  sample_kernel<<<static_cast<unsigned>(num_rows), kThreads, 0, stream>>>(logits, vocab, tile_len, num_tiles, rows,
-                                                                          out_ids);
-  return cudaGetLastError();
+  return launch_kernel(pdl, sample_kernel, static_cast<unsigned>(num_rows), kThreads, 0, stream, logits, vocab,
+                       tile_len, num_tiles, rows, out_ids);
 }
 
 }  // namespace tessera::kernels::cuda

@@ -77,8 +77,9 @@ size_t sampling_workspace_bytes(int num_rows, int vocab);
 // A row holding NaN or +inf, or only -inf, is model garbage: its out_id is -1 (the CPU Sampler throws); -inf
 // tokens are never drawn. Asynchronous on `stream`, never synchronizes; returns the launch status
 // (cudaErrorInvalidValue for num_rows < 0, vocab outside [1, kSamplingMaxVocab], or too little workspace).
+// pdl: programmatic dependent launch (kernels/cuda_common.cuh); same results either way.
 cudaError_t launch_sample(const float* logits, int num_rows, int vocab, const SamplingRow* rows, int32_t* out_ids,
-                          void* workspace, size_t workspace_bytes, cudaStream_t stream);
+                          void* workspace, size_t workspace_bytes, cudaStream_t stream, bool pdl = false);
 
 }  // namespace tessera::kernels::cuda
 #endif

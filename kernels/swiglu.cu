@@ -8,6 +8,8 @@ namespace {
 // Grid (rows, column chunks); each thread produces N consecutive outputs of one row.
 template <class T, int N>
 __global__ void swiglu_kernel(const T* __restrict__ gate_up, T* __restrict__ out, int64_t inter) {
+  pdl_launch_dependents();
+  pdl_wait();
   const int64_t row = blockIdx.x;
   const int64_t p = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
   if (p >= inter / N) return;
@@ -15,12 +17,9 @@ __global__ void swiglu_kernel(const T* __restrict__ gate_up, T* __restrict__ out
   const Pack<T, N> g = load_pack<T, N>(gate, p);
   const Pack<T, N> u = load_pack<T, N>(gate + inter, p);
   Pack<T, N> o;
+  // silu_mul: shared with the few-row down projection that fuses this kernel (same values bit for bit).
 #pragma unroll
-  for (int j = 0; j < N; ++j) {
-    const float gf = to_float(g.v[j]);
-    // Same operation order as swiglu_ref; accurate expf and IEEE division (an overflowing exp gives -0, not NaN).
-    o.v[j] = from_float<T>(__fmul_rn(__fdiv_rn(gf, __fadd_rn(1.0f, expf(-gf))), to_float(u.v[j])));
-  }
+  for (int j = 0; j < N; ++j) o.v[j] = from_float<T>(silu_mul(to_float(g.v[j]), to_float(u.v[j])));
   store_pack<T, N>(out + row * inter, p, o);
 }
 
@@ -29,7 +28,7 @@ constexpr int kThreads = 128;
 }  // namespace
 
 template <class T>
-cudaError_t launch_swiglu(const T* gate_up, T* out, int64_t rows, int64_t inter, cudaStream_t stream) {
+cudaError_t launch_swiglu(const T* gate_up, T* out, int64_t rows, int64_t inter, cudaStream_t stream, bool pdl) {
   if (rows < 0 || rows > INT32_MAX || inter <= 0) return cudaErrorInvalidValue;
   if (rows == 0) return cudaSuccess;
   constexpr int N = kPackElems<T>;
@@ -38,16 +37,12 @@ cudaError_t launch_swiglu(const T* gate_up, T* out, int64_t rows, int64_t inter,
   const int64_t chunks = (packs + kThreads - 1) / kThreads;
   if (chunks > 65535) return cudaErrorInvalidValue;  // gridDim.y limit: inter up to 8M elements
   const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(chunks));
-  if (vectorized) {
-    swiglu_kernel<T, N><<<grid, kThreads, 0, stream>>>(gate_up, out, inter);
-  } else {
-    swiglu_kernel<T, 1><<<grid, kThreads, 0, stream>>>(gate_up, out, inter);
-  }
-  return cudaGetLastError();
+  if (vectorized) return launch_kernel(pdl, swiglu_kernel<T, N>, grid, kThreads, 0, stream, gate_up, out, inter);
+  return launch_kernel(pdl, swiglu_kernel<T, 1>, grid, kThreads, 0, stream, gate_up, out, inter);
 }
 
-template cudaError_t launch_swiglu<float>(const float*, float*, int64_t, int64_t, cudaStream_t);
+template cudaError_t launch_swiglu<float>(const float*, float*, int64_t, int64_t, cudaStream_t, bool);
 template cudaError_t launch_swiglu<__nv_bfloat16>(const __nv_bfloat16*, __nv_bfloat16*, int64_t, int64_t,
-                                                  cudaStream_t);
+                                                  cudaStream_t, bool);
 
 }  // namespace tessera::kernels::cuda

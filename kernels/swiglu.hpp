@@ -15,11 +15,14 @@ void swiglu_ref(const float* gate, const float* up, float* out, int64_t n);
 
 namespace tessera::kernels::cuda {
 
-// Device pointers, T = float or __nv_bfloat16, FP32 math. gate_up: [rows][2 * inter], each row = gate | up (the
-// fused gate/up GEMM output); out: [rows][inter] (must not alias gate_up). Asynchronous on `stream`;
-// cudaErrorInvalidValue for inter <= 0 or inter > 8M.
+// Device pointers, T = float or __nv_bfloat16, FP32 math (fast exp and division: silu_mul in kernels/cuda_common.cuh,
+// relative error ~1e-6; launch_linear_few_rows_swiglu fuses the same computation). gate_up: [rows][2 * inter], each
+// row = gate | up (the fused gate/up GEMM output); out: [rows][inter] (must not alias gate_up). Asynchronous on
+// `stream`; cudaErrorInvalidValue for inter <= 0 or inter > 8M. pdl: programmatic dependent launch
+// (kernels/cuda_common.cuh); same results either way.
 template <class T>
-cudaError_t launch_swiglu(const T* gate_up, T* out, int64_t rows, int64_t inter, cudaStream_t stream);
+cudaError_t launch_swiglu(const T* gate_up, T* out, int64_t rows, int64_t inter, cudaStream_t stream,
+                          bool pdl = false);
 
 }  // namespace tessera::kernels::cuda
 #endif

@@ -50,6 +50,22 @@ class DeviceBuffer {
   size_t n_ = 0;
 };
 
+// A created stream (stream capture needs one besides the legacy default stream). Blocking: its work is ordered
+// after DeviceBuffer's poisoning memsets, which run on the legacy default stream.
+class TestStream {
+ public:
+  TestStream() { cudaStreamCreate(&stream_); }
+  ~TestStream() {
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+  TestStream(const TestStream&) = delete;
+  TestStream& operator=(const TestStream&) = delete;
+  cudaStream_t get() const { return stream_; }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+};
+
 inline float to_f32(float v) { return v; }
 inline float to_f32(__nv_bfloat16 v) { return bf16_to_f32(static_cast<__nv_bfloat16_raw>(v).x); }
 template <class T>
