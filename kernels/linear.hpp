@@ -19,6 +19,8 @@ void linear_ref(const float* x, const float* weight, float* y, int64_t rows, int
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
+
 namespace tessera::kernels::cuda {
 
 // Most activation rows launch_linear_few_rows takes (decode batches); above it cuBLAS is the better GEMM.
@@ -40,16 +42,42 @@ constexpr int linear_few_rows_split(int64_t in, int64_t out, int64_t element_byt
   return split;
 }
 
+// A byte range a few-row GEMV asks the L2 cache to fetch once its own stores are issued (cp.async.bulk.prefetch),
+// split evenly over its blocks: the next weight matrix, when a kernel that reads little (attention at small batch)
+// runs in between and would otherwise leave HBM idle. A hint: never read by the GEMV itself; ignored when null or
+// empty; must be 16-byte aligned (else ignored), the size is rounded down to whole 16 bytes.
+struct L2Prefetch {
+  const void* data = nullptr;
+  size_t bytes = 0;
+};
+
 // y = x W^T for 1..kMaxFewRows rows, streaming W once with 16-byte loads (memory bound: ~weight bytes / bandwidth).
 // Device pointers. x: [rows][in] of T; weight: [out][in] of T; y: [rows][out] of float when y_f32 (LM-head logits),
 // else of T (must not alias x or weight). T = float or __nv_bfloat16; FP32 accumulation.
 // Requirements (else cudaErrorInvalidValue, nothing launched): 1 <= rows <= kMaxFewRows, in > 0, out > 0,
 // in % (16 / sizeof(T)) == 0, x and weight 16-byte aligned, no null pointer.
 // Each output element is bit-identical whatever `rows` is (the summation order depends only on `in` and `out`,
-// through linear_few_rows_split below). Asynchronous on `stream`; returns the launch status.
+// through linear_few_rows_split above). Asynchronous on `stream`; returns the launch status.
+// pdl: launch with programmatic dependent launch (kernels/cuda_common.cuh): the kernel starts streaming W while the
+// previous kernel on the stream finishes and reads x only after it completed. Same results either way.
 template <class T>
 cudaError_t launch_linear_few_rows(const T* x, const T* weight, void* y, bool y_f32, int64_t rows, int64_t in,
-                                   int64_t out, cudaStream_t stream);
+                                   int64_t out, cudaStream_t stream, bool pdl = false, L2Prefetch prefetch = {});
+
+// Most rows for which launch_linear_few_rows_swiglu beats launch_swiglu + launch_linear_few_rows: the fused kernel
+// evaluates the SiLU once per (row, input element) per group of 4 output rows, which stays hidden behind the weight
+// stream up to 2 rows (H100 estimate: ~9 us of issue time under the 39 us stream of the Llama-3.1-8B down projection
+// at 1 row) and grows with the row count. Larger counts are supported, just slower than the separate kernels.
+constexpr int kFusedSwigluMaxRows = 2;
+
+// The Llama down projection with the SwiGLU fused in: y = (silu(gate) * up) W^T, where gate_up: [rows][2 * in] holds
+// each row as gate (in) | up (in) (the fused gate/up GEMM output) and the activation is computed on the fly, rounded
+// to T, exactly as launch_swiglu stores it (same silu_mul). Bit-identical to launch_swiglu followed by
+// launch_linear_few_rows on its output, for every row count; same requirements, with gate_up in place of x.
+template <class T>
+cudaError_t launch_linear_few_rows_swiglu(const T* gate_up, const T* weight, void* y, bool y_f32, int64_t rows,
+                                          int64_t in, int64_t out, cudaStream_t stream, bool pdl = false,
+                                          L2Prefetch prefetch = {});
 
 }  // namespace tessera::kernels::cuda
 #endif
