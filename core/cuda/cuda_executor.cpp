@@ -2,8 +2,10 @@
 
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <unordered_map>
 
@@ -17,6 +19,7 @@
 #include "kernels/paged_attention.hpp"
 #include "kernels/rms_norm.hpp"
 #include "kernels/rope.hpp"
+#include "kernels/rope_kv_write.hpp"
 #include "kernels/sampling.hpp"
 #include "kernels/swiglu.hpp"
 
@@ -155,43 +158,77 @@ void CudaExecutor::Impl::forward(const cuda::StepShape& shape) {
   kernels::AttentionParams params{c.num_heads, static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd))),
                                   c.sliding_window.value_or(0)};
 
+  // Our kernels launch with programmatic dependent launch (kernels/cuda_common.cuh): each starts while the one before
+  // finishes (a GEMV streams its first weights meanwhile) and waits for it before touching activations. The
+  // attention kernels and cuBLAS launch normally, which is always safe. Diagnostic knobs, read here (eager steps and
+  // graph captures): TESSERA_PDL=0 launches everything normally; TESSERA_L2_PREFETCH_MB (default 16, 0 = off) is how
+  // much of the next O projection the QKV GEMV asks L2 to fetch, so HBM keeps streaming while RoPE and attention run.
+  const char* pdl_env = std::getenv("TESSERA_PDL");
+  const bool pdl = pdl_env == nullptr || std::strcmp(pdl_env, "0") != 0;
+  const char* prefetch_env = std::getenv("TESSERA_L2_PREFETCH_MB");
+  const size_t prefetch_cap = (prefetch_env ? std::strtoull(prefetch_env, nullptr, 10) : 16) << 20;
+  auto few_rows_fit = [&](const void* x, const void* w, int64_t rows, int64_t in_features) {
+    return rows >= 1 && rows <= k::kMaxFewRows && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+           reinterpret_cast<uintptr_t>(w) % 16 == 0 && in_features % static_cast<int64_t>(16 / sizeof(T)) == 0;
+  };
+  // gemm() with the decode GEMV launched here (PDL, optional L2 prefetch); cuBLAS for other shapes.
+  auto linear = [&](const void* x, const void* w, void* y, int64_t rows, int64_t in_features, int64_t out_features,
+                    bool y_f32 = false, k::L2Prefetch prefetch = {}) {
+    if (few_rows_fit(x, w, rows, in_features)) {
+      check(k::launch_linear_few_rows<T>(static_cast<const T*>(x), static_cast<const T*>(w), y, y_f32, rows,
+                                         in_features, out_features, stream, pdl, prefetch),
+            "linear_few_rows");
+    } else {
+      gemm(x, w, y, rows, in_features, out_features, y_f32);
+    }
+  };
+
+  // Launched normally: the first kernel of the step follows the step-input copy.
   check(k::launch_embedding<T>(static_cast<const T*>(weights.embed_tokens.get()), c.vocab_size, hidden, ids, n, res, stream),
         "embedding");
   for (int l = 0; l < c.num_layers; ++l) {
     const cuda::CudaLayerWeights& w = weights.layers[l];
     if (l == 0) {
-      check(k::launch_rms_norm<T>(res, w.input_norm.get<T>(), nrm, n, hidden, eps, stream), "rms_norm");
+      check(k::launch_rms_norm<T>(res, w.input_norm.get<T>(), nrm, n, hidden, eps, stream, pdl), "rms_norm");
     } else {
-      check(k::launch_add_rms_norm<T>(res, out, w.input_norm.get<T>(), nrm, n, hidden, eps, stream), "add_rms_norm");
+      check(k::launch_add_rms_norm<T>(res, out, w.input_norm.get<T>(), nrm, n, hidden, eps, stream, pdl),
+            "add_rms_norm");
     }
-    gemm(nrm, w.qkv.get(), qkv_p, n, hidden, qkv_out);
-    check(k::launch_rope<T>(qkv_p, qkv_p + q_out, n, qkv_out, c.num_heads, c.num_kv_heads, static_cast<int>(hd),
-                            positions, inv_freq.get<float>(), stream),
-          "rope");
+    linear(nrm, w.qkv.get(), qkv_p, n, hidden, qkv_out, false,
+           k::L2Prefetch{w.o_proj.get(), std::min(w.o_proj.bytes(), prefetch_cap)});
     T* k_cache = kv_cache.get<T>() + 2 * kv_layer_elements * l;
     T* v_cache = k_cache + kv_layer_elements;
-    check(k::launch_kv_cache_write<T>(qkv_p + q_out, qkv_p + q_out + kv_out, n, qkv_out, slots, layout, k_cache, v_cache,
-                                      stream),
-          "kv_cache_write");
+    check(k::launch_rope_kv_write<T>(qkv_p, qkv_p + q_out, qkv_p + q_out + kv_out, n, qkv_out, c.num_heads, positions,
+                                     inv_freq.get<float>(), slots, layout, k_cache, v_cache, stream, pdl),
+          "rope_kv_write");
     check(k::launch_paged_attention<T>(qkv_p, qkv_out, k_cache, v_cache, layout, query_start, query_len, context_len,
                                        block_tables, shape.blocks_per_seq, num_seqs, n, shape.max_query_len,
                                        shape.max_context_len,
                                        params, attention.get<T>(), attention_workspace.get(), attention_workspace_bytes,
                                        stream),
           "paged_attention");
-    gemm(attention.get(), w.o_proj.get(), out, n, q_out, hidden);
-    check(k::launch_add_rms_norm<T>(res, out, w.post_attn_norm.get<T>(), nrm, n, hidden, eps, stream), "add_rms_norm");
-    gemm(nrm, w.gate_up.get(), gate_up.get(), n, hidden, 2 * inter);
-    check(k::launch_swiglu<T>(gate_up.get<T>(), act.get<T>(), n, inter, stream), "swiglu");
-    gemm(act.get(), w.down.get(), out, n, inter, hidden);
+    linear(attention.get(), w.o_proj.get(), out, n, q_out, hidden);
+    check(k::launch_add_rms_norm<T>(res, out, w.post_attn_norm.get<T>(), nrm, n, hidden, eps, stream, pdl),
+          "add_rms_norm");
+    linear(nrm, w.gate_up.get(), gate_up.get(), n, hidden, 2 * inter);
+    // Few rows: SiLU x up computed inside the down projection (bit-identical to the two kernels below).
+    if (n <= k::kFusedSwigluMaxRows && few_rows_fit(gate_up.get(), w.down.get(), n, inter)) {
+      check(k::launch_linear_few_rows_swiglu<T>(gate_up.get<T>(), w.down.get<T>(), out, false, n, inter, hidden, stream,
+                                                pdl),
+            "down_swiglu");
+    } else {
+      check(k::launch_swiglu<T>(gate_up.get<T>(), act.get<T>(), n, inter, stream, pdl), "swiglu");
+      linear(act.get(), w.down.get(), out, n, inter, hidden);
+    }
   }
-  check(k::launch_add_rms_norm<T>(res, out, weights.final_norm.get<T>(), nrm, n, hidden, eps, stream), "final norm");
+  check(k::launch_add_rms_norm<T>(res, out, weights.final_norm.get<T>(), nrm, n, hidden, eps, stream, pdl),
+        "final norm");
   // Gather the last token of every sampling sequence (an embedding lookup over the normed rows), then the LM head
   // in FP32 logits and sampling on the GPU.
-  check(k::launch_embedding<T>(nrm, n, hidden, logit_rows, num_logits, gathered.get<T>(), stream), "gather");
-  gemm(gathered.get(), weights.lm_head, logits.get(), num_logits, hidden, c.vocab_size, /*y_f32=*/true);
+  check(k::launch_embedding<T>(nrm, n, hidden, logit_rows, num_logits, gathered.get<T>(), stream, pdl), "gather");
+  linear(gathered.get(), weights.lm_head, logits.get(), num_logits, hidden, c.vocab_size, /*y_f32=*/true);
   check(k::launch_sample(logits.get<float>(), num_logits, c.vocab_size, sampling_rows, sampled.get<int32_t>(),
-                         sampling_workspace.get(), sampling_workspace_bytes, stream),
+                         sampling_workspace.get(), sampling_workspace_bytes, stream, pdl),
         "sample");
 }
 
