@@ -16,7 +16,8 @@ double now_seconds() {
 
 }  // namespace
 
-IngressBridge::IngressBridge(std::function<bus::InfoReply()> info) : info_(std::move(info)) {}
+IngressBridge::IngressBridge(std::function<bus::InfoReply()> info, std::shared_ptr<ServingMetrics> metrics)
+    : info_(std::move(info)), metrics_(std::move(metrics)) {}
 
 IngressBridge::~IngressBridge() { stop(); }
 
@@ -27,6 +28,7 @@ void IngressBridge::start(bus::ZmqServerConfig config, std::vector<caf::actor> s
     on_message(client, std::move(message));
   };
   callbacks.on_client_lost = [this](const bus::ClientId& client) { on_client_lost(client); };
+  callbacks.on_protocol_error = [this](const bus::ClientId&, const bus::ErrorMessage& error) { count_error(error.code); };
   loop_ = std::make_unique<bus::ZmqServerLoop>(std::move(config), std::move(callbacks));
 }
 
@@ -34,21 +36,28 @@ std::string IngressBridge::endpoint() const { return loop_ ? loop_->endpoint() :
 
 void IngressBridge::reply_error(const bus::ClientId& client, const std::string& id, bus::ErrorCode code,
                                 std::string message) {
+  count_error(code);
   loop_->send(client, bus::encode(bus::ErrorMessage{id, code, std::move(message)}));
+}
+
+void IngressBridge::reject_submit(const bus::ClientId& client, const std::string& id, bus::ErrorCode code,
+                                  std::string message) {
+  if (metrics_) metrics_->record_outcome(RequestOutcome::Rejected);
+  reply_error(client, id, code, std::move(message));
 }
 
 void IngressBridge::on_message(const bus::ClientId& client, bus::ClientMessage message) {
   if (auto* submit = std::get_if<bus::SubmitRequest>(&message)) {
     if (draining_) {
-      reply_error(client, submit->id, bus::ErrorCode::ShuttingDown, "the server is shutting down");
+      reject_submit(client, submit->id, bus::ErrorCode::ShuttingDown, "the server is shutting down");
       return;
     }
     const uint64_t seq_id = next_seq_id_++;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (!live_.emplace(std::make_pair(client, submit->id), seq_id).second) {
-        reply_error(client, submit->id, bus::ErrorCode::DuplicateRequestId,
-                    "request id '" + submit->id + "' is already in use by a live request of this client");
+        reject_submit(client, submit->id, bus::ErrorCode::DuplicateRequestId,
+                      "request id '" + submit->id + "' is already in use by a live request of this client");
         return;
       }
       if (live_per_client_[client]++ == 0) loop_->set_probe(client, true);
@@ -119,6 +128,7 @@ void IngressBridge::deliver(Outbound message) {
         }
       },
       message.message);
+  if (const auto* error = std::get_if<bus::ErrorMessage>(&message.message)) count_error(error->code);
   if (request_id != nullptr) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = live_.find(std::make_pair(message.client, *request_id));

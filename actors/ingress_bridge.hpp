@@ -4,6 +4,8 @@
 // become aborts sent through the owning shard (so they stay ordered after the submit), info is answered here,
 // and actors' messages for clients come back through deliver(). Thread-safety: on_* run on the ZeroMQ thread,
 // deliver() on any actor thread; the table is guarded by a mutex.
+// Metrics: every error message sent to a client (tessera_errors_total{code}, protocol errors included) and the
+// submits refused here (duplicate id, shutting down) as rejected requests.
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -16,13 +18,14 @@
 
 #include "actors/client_sink.hpp"
 #include "bus/zmq_server.hpp"
+#include "core/metrics/serving_metrics.hpp"
 
 namespace tessera {
 
 class IngressBridge final : public ClientSink {
  public:
-  // `info` builds the reply to info requests (called on the ZeroMQ thread).
-  explicit IngressBridge(std::function<bus::InfoReply()> info);
+  // `info` builds the reply to info requests (called on the ZeroMQ thread). `metrics` may be null.
+  explicit IngressBridge(std::function<bus::InfoReply()> info, std::shared_ptr<ServingMetrics> metrics = nullptr);
   ~IngressBridge() override;
 
   // Wires the actors, then binds and starts the bus (throws tessera::Error on a bad or busy endpoint).
@@ -42,9 +45,14 @@ class IngressBridge final : public ClientSink {
   void on_message(const bus::ClientId& client, bus::ClientMessage message);
   void on_client_lost(const bus::ClientId& client);
   void reply_error(const bus::ClientId& client, const std::string& id, bus::ErrorCode code, std::string message);
+  void reject_submit(const bus::ClientId& client, const std::string& id, bus::ErrorCode code, std::string message);
+  void count_error(bus::ErrorCode code) {
+    if (metrics_) metrics_->record_error(bus::error_code_name(code));
+  }
   const caf::actor& shard_of(uint64_t seq_id) const { return shards_[seq_id % shards_.size()]; }
 
   std::function<bus::InfoReply()> info_;
+  std::shared_ptr<ServingMetrics> metrics_;
   std::vector<caf::actor> shards_;
   std::unique_ptr<bus::ZmqServerLoop> loop_;
   std::atomic<bool> draining_{false};

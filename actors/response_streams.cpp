@@ -16,12 +16,28 @@ bus::ErrorCode code_from_name(const std::string& name) {
   return bus::parse_error_code(name).value_or(bus::ErrorCode::Internal);
 }
 
+RequestOutcome outcome_of(bus::FinishReason reason) {
+  switch (reason) {
+    case bus::FinishReason::Stop: return RequestOutcome::Stop;
+    case bus::FinishReason::Length: return RequestOutcome::Length;
+    case bus::FinishReason::Cancelled: return RequestOutcome::Cancelled;
+  }
+  return RequestOutcome::Stop;
+}
+
 }  // namespace
 
-ResponseStreams::ResponseStreams(std::shared_ptr<const Tokenizer> tokenizer, ModelLimits limits)
-    : tokenizer_(std::move(tokenizer)), limits_(std::move(limits)) {}
+ResponseStreams::ResponseStreams(std::shared_ptr<const Tokenizer> tokenizer, ModelLimits limits,
+                                 std::shared_ptr<ServingMetrics> metrics)
+    : tokenizer_(std::move(tokenizer)), limits_(std::move(limits)), metrics_(std::move(metrics)) {}
 
 std::variant<PreparedRequest, bus::ErrorMessage> ResponseStreams::open(const IncomingRequest& request) {
+  auto opened = open_stream(request);
+  if (std::holds_alternative<bus::ErrorMessage>(opened)) record_outcome(RequestOutcome::Rejected);
+  return opened;
+}
+
+std::variant<PreparedRequest, bus::ErrorMessage> ResponseStreams::open_stream(const IncomingRequest& request) {
   const ClientAddress& address = request.address;
   PreparedRequest prepared;
   prepared.params = request.params;
@@ -69,6 +85,7 @@ std::variant<PreparedRequest, bus::ErrorMessage> ResponseStreams::open(const Inc
            request.arrival_s,
            -1,
            -1,
+           -1,
            std::nullopt,
            StopChecker(prepared.params, limits_.eos_token_ids),
            {},
@@ -86,6 +103,7 @@ std::optional<Outbound> ResponseStreams::admitted(const AdmissionResult& result)
     return Outbound{address.client, bus::Accepted{address.request_id, it->second.prompt_tokens}, false};
   }
   streams_.erase(it);
+  record_outcome(RequestOutcome::Rejected);
   return Outbound{address.client,
                   error_reply(address, code_from_name(result.error_code), result.error_message), true};
 }
@@ -103,6 +121,18 @@ Outbound ResponseStreams::final_message(uint64_t seq_id, Stream& s, bus::FinishR
     final.ids = s.ids;
     final.text = s.text;
   }
+  if (metrics_) {
+    FinishedRequest finished;
+    finished.outcome = outcome_of(reason);
+    finished.prompt_tokens = s.prompt_tokens;
+    finished.generation_tokens = final.usage.completion_tokens;
+    finished.e2e_s = final.timings.e2e_s;
+    if (s.first_token_s >= 0) {
+      if (s.queue_s >= 0) finished.prefill_s = s.first_token_s - (s.arrival_s + s.queue_s);
+      finished.decode_s = s.last_token_s - s.first_token_s;
+    }
+    metrics_->record_finished(finished);
+  }
   Outbound out{s.address.client, std::move(final), true};
   streams_.erase(seq_id);
   return out;
@@ -117,8 +147,15 @@ ResponseStreams::ProgressOutput ResponseStreams::progress(const SequenceProgress
 
   bus::TokenChunk chunk{s.address.request_id, {}, {}};
   StopUpdate last;
+  int64_t appended = 0;
   for (int32_t token : p.tokens) {
+    if (metrics_) {
+      if (s.first_token_s < 0) metrics_->record_first_token(now_s - s.arrival_s, s.prompt_tokens);
+      else metrics_->record_inter_token_latency(now_s - s.last_token_s);
+    }
     if (s.first_token_s < 0) s.first_token_s = now_s;
+    s.last_token_s = now_s;
+    ++appended;
     const std::string delta = s.detokenizer ? s.detokenizer->push(token) : std::string();
     last = s.stop.append(token, delta);
     s.ids.push_back(token);
@@ -126,6 +163,7 @@ ResponseStreams::ProgressOutput ResponseStreams::progress(const SequenceProgress
     chunk.text += last.text;
     if (last.reason != FinishReason::None) break;
   }
+  if (metrics_) metrics_->record_generated_tokens(appended);
   const auto outcome = static_cast<SequenceOutcome>(p.outcome);
   const bool checker_finished = last.reason != FinishReason::None;
   const bool scheduler_finished = outcome == SequenceOutcome::Stop || outcome == SequenceOutcome::Length;
@@ -158,6 +196,7 @@ ResponseStreams::ProgressOutput ResponseStreams::progress(const SequenceProgress
     case SequenceOutcome::Error: {
       Outbound error{s.address.client, error_reply(s.address, code_from_name(p.error_code), p.error_message), true};
       streams_.erase(it);
+      record_outcome(RequestOutcome::Error);
       out.messages.push_back(std::move(error));
       break;
     }
@@ -170,6 +209,7 @@ std::optional<Outbound> ResponseStreams::fail(uint64_t seq_id, bus::ErrorCode co
   if (it == streams_.end()) return std::nullopt;
   Outbound out{it->second.address.client, error_reply(it->second.address, code, message), true};
   streams_.erase(it);
+  record_outcome(RequestOutcome::Error);
   return out;
 }
 

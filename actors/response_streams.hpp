@@ -2,6 +2,8 @@
 // The plain state behind a tokenizer shard: for each of its requests, prompt encoding and validation, incremental
 // detokenization, stop strings, and the one terminal message (final or error) the client gets. Actor-free and
 // clock-free (callers pass times), so it is unit-tested directly. Not thread-safe: one per shard actor.
+// With a ServingMetrics it records what the shard knows: TTFT, every inter-token gap, generated and prompt tokens,
+// and at a request's end its outcome, e2e, prefill and decode time and lengths.
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -12,6 +14,7 @@
 
 #include "actors/messages.hpp"
 #include "bus/protocol.hpp"
+#include "core/metrics/serving_metrics.hpp"
 #include "core/sampling/stop_checker.hpp"
 #include "core/tokenizer/streaming_detokenizer.hpp"
 #include "core/tokenizer/tokenizer.hpp"
@@ -40,8 +43,10 @@ struct ModelLimits {
 
 class ResponseStreams {
  public:
-  // `tokenizer` may be null: then only prompt_ids requests are served and text deltas are empty.
-  ResponseStreams(std::shared_ptr<const Tokenizer> tokenizer, ModelLimits limits);
+  // `tokenizer` may be null: then only prompt_ids requests are served and text deltas are empty. `metrics` may be
+  // null (nothing recorded).
+  ResponseStreams(std::shared_ptr<const Tokenizer> tokenizer, ModelLimits limits,
+                  std::shared_ptr<ServingMetrics> metrics = nullptr);
 
   // Encodes and validates the request. Success registers its stream (awaiting admission); failure returns the
   // error reply (nothing registered).
@@ -72,6 +77,7 @@ class ResponseStreams {
     int32_t prompt_tokens = 0;
     double arrival_s = 0;
     double first_token_s = -1;
+    double last_token_s = -1;
     double queue_s = -1;
     std::optional<StreamingDetokenizer> detokenizer;
     StopChecker stop;
@@ -79,10 +85,15 @@ class ResponseStreams {
     std::string text;          // all emitted text (for stream = false)
   };
 
+  std::variant<PreparedRequest, bus::ErrorMessage> open_stream(const IncomingRequest& request);
   Outbound final_message(uint64_t seq_id, Stream& s, bus::FinishReason reason, double now_s);
+  void record_outcome(RequestOutcome outcome) {
+    if (metrics_) metrics_->record_outcome(outcome);
+  }
 
   std::shared_ptr<const Tokenizer> tokenizer_;
   ModelLimits limits_;
+  std::shared_ptr<ServingMetrics> metrics_;
   std::unordered_map<uint64_t, Stream> streams_;
 };
 

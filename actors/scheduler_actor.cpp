@@ -11,6 +11,7 @@
 #include "actors/caf_types.hpp"
 #include "actors/runtime_gauges.hpp"
 #include "core/common/error.hpp"
+#include "core/metrics/serving_metrics.hpp"
 
 namespace tessera {
 
@@ -38,6 +39,8 @@ struct SchedulerState {
   caf::actor kv_manager;
   std::vector<caf::actor> shards;
   std::shared_ptr<RuntimeGauges> gauges;
+  std::shared_ptr<ServingMetrics> metrics;  // may be null
+  uint64_t preemptions_recorded = 0;
   std::unordered_map<uint64_t, LiveRequest> live;
   std::vector<uint64_t> pending_state_release;  // executor state to drop with the next plan
   bool step_in_flight = false;
@@ -132,22 +135,33 @@ class SchedulerShell {
     const double now = now_seconds();
     for (const ScheduledSequence& seq : plan->sequences) {
       auto it = s_->live.find(seq.seq_id);
-      if (it != s_->live.end() && it->second.queue_s < 0) it->second.queue_s = now - it->second.arrival_s;
+      if (it != s_->live.end() && it->second.queue_s < 0) {
+        it->second.queue_s = now - it->second.arrival_s;
+        if (s_->metrics) s_->metrics->record_queue_time(it->second.queue_s);
+      }
     }
     s_->step_in_flight = true;
+    publish();  // the plan may have admitted or preempted requests
     auto self = self_;
     auto state = s_;
     auto sent = std::make_shared<const StepPlan>(*plan);  // update() needs the plan when the result comes back
     self_->request(s_->kv_manager, caf::infinite, std::move(*plan))
-        .then([self, state, sent](StepResult& result) { SchedulerShell(self, state).finish_step(*sent, result); },
-              [self, state, sent](caf::error& error) {
-                SchedulerShell(self, state)
-                    .finish_step(*sent, StepResult{sent->step_id, {}, "step failed: " + caf::to_string(error), 0});
-              });
+        .then(
+            [self, state, sent, now](StepResult& result) { SchedulerShell(self, state).finish_step(*sent, result, now); },
+            [self, state, sent, now](caf::error& error) {
+              StepResult failed{sent->step_id, {}, "step failed: " + caf::to_string(error), 0};
+              SchedulerShell(self, state).finish_step(*sent, failed, now);
+            });
   }
 
-  void finish_step(const StepPlan& plan, const StepResult& result) {
+  // `sent_s`: when the plan was sent (steady clock seconds).
+  void finish_step(const StepPlan& plan, const StepResult& result, double sent_s) {
     s_->step_in_flight = false;
+    if (s_->metrics) {
+      int64_t tokens = 0;
+      for (const ScheduledSequence& seq : plan.sequences) tokens += static_cast<int64_t>(seq.tokens.size());
+      s_->metrics->record_step(now_seconds() - sent_s, static_cast<int64_t>(plan.sequences.size()), tokens);
+    }
     if (!result.error.empty()) spdlog::error("step {} failed: {}", plan.step_id, result.error);
     if (result.fatal && !s_->gauges->executor_failed.exchange(true)) {
       // The executor cannot run another step: end every request with an error and stop the process the same way
@@ -214,6 +228,10 @@ class SchedulerShell {
     s_->gauges->requests_running = stats.num_running;
     s_->gauges->requests_waiting = stats.num_waiting;
     s_->gauges->preemptions = stats.num_preemptions;
+    if (s_->metrics && stats.num_preemptions > s_->preemptions_recorded) {
+      s_->metrics->record_preemptions(stats.num_preemptions - s_->preemptions_recorded);
+      s_->preemptions_recorded = stats.num_preemptions;
+    }
   }
 
   caf::event_based_actor* self_;
@@ -234,10 +252,11 @@ caf::behavior scheduler_behavior(caf::event_based_actor* self, std::shared_ptr<S
 
 caf::actor spawn_scheduler_actor(caf::actor_system& system, SchedulerConfig config, int num_kv_blocks,
                                  std::vector<int32_t> eos_token_ids, caf::actor kv_manager,
-                                 std::shared_ptr<RuntimeGauges> gauges) {
+                                 std::shared_ptr<RuntimeGauges> gauges, std::shared_ptr<ServingMetrics> metrics) {
   auto state = std::make_shared<SchedulerState>(std::move(config), num_kv_blocks, std::move(eos_token_ids));
   state->kv_manager = std::move(kv_manager);
   state->gauges = std::move(gauges);
+  state->metrics = std::move(metrics);
   return system.spawn(scheduler_behavior, std::move(state));
 }
 

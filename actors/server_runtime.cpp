@@ -1,5 +1,6 @@
 #include "actors/server_runtime.hpp"
 
+#include <cctype>
 #include <filesystem>
 #include <thread>
 
@@ -13,6 +14,8 @@
 #include "actors/scheduler_actor.hpp"
 #include "actors/tokenizer_actor.hpp"
 #include "core/common/error.hpp"
+#include "core/metrics/metrics_endpoint.hpp"
+#include "core/metrics/serving_metrics.hpp"
 #include "core/model/llama_weights.hpp"
 #include "core/serving/cpu_executor.hpp"
 #if TESSERA_WITH_CUDA
@@ -62,11 +65,35 @@ std::shared_ptr<Executor> make_executor(const ServerConfig& config, const std::s
   throw Error("unknown device '" + config.device + "' (cpu, cuda or cuda:N)");
 }
 
+std::string lower(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+// The metrics of this server: model labels from the executor, every bus error code, live load from the gauges.
+std::shared_ptr<ServingMetrics> make_metrics(const ExecutorInfo& executor, const std::string& model_name,
+                                             std::shared_ptr<const RuntimeGauges> gauges) {
+  ServingMetricsOptions options;
+  options.model = model_name;
+  options.dtype = lower(executor.dtype);
+  options.device = executor.device;
+  options.kv_blocks_total = executor.num_blocks;
+  for (int code = 0; code <= static_cast<int>(bus::ErrorCode::ShuttingDown); ++code) {
+    options.error_codes.push_back(bus::error_code_name(static_cast<bus::ErrorCode>(code)));
+  }
+  options.live_load = [gauges] {
+    return LiveLoad{gauges->requests_running, gauges->requests_waiting, gauges->kv_blocks_used};
+  };
+  return std::make_shared<ServingMetrics>(std::move(options));
+}
+
 }  // namespace
 
 struct ServerRuntime::Impl {
   ServerConfig config;
   std::shared_ptr<RuntimeGauges> gauges = std::make_shared<RuntimeGauges>();
+  std::shared_ptr<ServingMetrics> metrics;
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint;
   std::shared_ptr<IngressBridge> bridge;
   caf::actor_system_config caf_config;
   std::unique_ptr<caf::actor_system> system;
@@ -96,6 +123,7 @@ ServerRuntime::ServerRuntime(const ServerConfig& config) : impl_(std::make_uniqu
   std::shared_ptr<Executor> executor = make_executor(config, model_name);
   const ExecutorInfo executor_info = executor->info();
   const int num_blocks = executor_info.num_blocks;
+  impl_->metrics = make_metrics(executor_info, model_name, impl_->gauges);
 
   std::vector<int32_t> eos = model.eos_token_ids;
   if (tokenizer) {
@@ -117,7 +145,7 @@ ServerRuntime::ServerRuntime(const ServerConfig& config) : impl_(std::make_uniqu
   impl_->executor = spawn_executor_actor(system, executor);
   impl_->kv_manager = spawn_kv_manager_actor(system, num_blocks, config.block_size, impl_->executor, impl_->gauges);
   impl_->scheduler =
-      spawn_scheduler_actor(system, scheduler_config, num_blocks, eos, impl_->kv_manager, impl_->gauges);
+      spawn_scheduler_actor(system, scheduler_config, num_blocks, eos, impl_->kv_manager, impl_->gauges, impl_->metrics);
 
   bus::InfoReply info;
   info.model = model_name;
@@ -129,18 +157,21 @@ ServerRuntime::ServerRuntime(const ServerConfig& config) : impl_(std::make_uniqu
   info.max_num_seqs = config.max_num_seqs;
   info.ready = true;
   auto gauges = impl_->gauges;
-  impl_->bridge = std::make_shared<IngressBridge>([info, gauges] {
-    bus::InfoReply reply = info;
-    reply.kv_blocks_used = gauges->kv_blocks_used;
-    reply.requests_running = gauges->requests_running;
-    reply.requests_waiting = gauges->requests_waiting;
-    return reply;
-  });
+  impl_->bridge = std::make_shared<IngressBridge>(
+      [info, gauges] {
+        bus::InfoReply reply = info;
+        reply.kv_blocks_used = gauges->kv_blocks_used;
+        reply.requests_running = gauges->requests_running;
+        reply.requests_waiting = gauges->requests_waiting;
+        return reply;
+      },
+      impl_->metrics);
 
   ModelLimits limits{model.vocab_size, max_model_len, eos};
   for (int i = 0; i < config.tokenizer_threads; ++i) {
     impl_->shards.push_back(
-        spawn_tokenizer_actor(system, static_cast<uint32_t>(i), tokenizer, limits, impl_->scheduler, impl_->bridge));
+        spawn_tokenizer_actor(system, static_cast<uint32_t>(i), tokenizer, limits, impl_->scheduler, impl_->bridge,
+                              impl_->metrics));
   }
   caf::anon_send(impl_->scheduler, ShardList{impl_->shards});
 
@@ -150,7 +181,13 @@ ServerRuntime::ServerRuntime(const ServerConfig& config) : impl_(std::make_uniqu
   bus_config.zmtp_heartbeat_timeout_ms = std::max(300, config.client_timeout_ms / 2);
   try {
     impl_->bridge->start(bus_config, impl_->shards);
+    // After the bus: a busy bus endpoint is reported first. A busy metrics port is an error too (0 = off).
+    if (config.metrics_port != 0) {
+      impl_->metrics_endpoint = std::make_unique<MetricsEndpoint>(config.metrics_host, config.metrics_port,
+                                                                  impl_->metrics);
+    }
   } catch (...) {
+    if (impl_->bridge) impl_->bridge->stop();
     impl_->bridge.reset();
     impl_->stop_actors();
     throw;
@@ -158,6 +195,7 @@ ServerRuntime::ServerRuntime(const ServerConfig& config) : impl_(std::make_uniqu
   spdlog::info("serving {} on {} ({} KV blocks x {} tokens = {} tokens, max_model_len {}, {} tokenizer shards, {})",
                model_name, impl_->bridge->endpoint(), num_blocks, config.block_size, executor_info.capacity_tokens,
                max_model_len, config.tokenizer_threads, tokenizer ? "tokenizer loaded" : "no tokenizer: ids only");
+  if (impl_->metrics_endpoint) spdlog::info("metrics on {}", impl_->metrics_endpoint->url());
 }
 
 ServerRuntime::~ServerRuntime() { shutdown(std::chrono::milliseconds(0)); }
@@ -165,6 +203,10 @@ ServerRuntime::~ServerRuntime() { shutdown(std::chrono::milliseconds(0)); }
 bool ServerRuntime::executor_failed() const { return impl_->gauges->executor_failed; }
 
 std::string ServerRuntime::endpoint() const { return impl_->bridge ? impl_->bridge->endpoint() : std::string(); }
+
+std::string ServerRuntime::metrics_url() const {
+  return impl_->metrics_endpoint ? impl_->metrics_endpoint->url() : std::string();
+}
 
 void ServerRuntime::shutdown(std::chrono::milliseconds grace) {
   if (impl_->stopped) return;
@@ -180,6 +222,7 @@ void ServerRuntime::shutdown(std::chrono::milliseconds grace) {
   bridge.stop();
   impl_->stop_actors();
   impl_->bridge.reset();
+  impl_->metrics_endpoint.reset();
   spdlog::info("stopped");
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // Tessera's server: loads the model, sizes the KV cache, starts the actor system (executor, KV-block manager,
-// scheduler, tokenizer shards) and the ZeroMQ ingress, and shuts it all down in order.
+// scheduler, tokenizer shards), the ZeroMQ ingress and the Prometheus metrics endpoint, and shuts it all down in
+// order.
 #include <chrono>
 #include <memory>
 #include <string>
@@ -19,6 +20,8 @@ class ServerRuntime {
   ServerRuntime& operator=(const ServerRuntime&) = delete;
 
   std::string endpoint() const;
+  // http://HOST:PORT/metrics, or empty when metrics_port is 0.
+  std::string metrics_url() const;
 
   // True once the executor reported a fatal step (see StepResult::fatal); the process should then exit non-zero.
   bool executor_failed() const;

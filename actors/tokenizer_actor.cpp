@@ -15,8 +15,9 @@ double now_seconds() {
 }
 
 caf::behavior tokenizer_behavior(caf::event_based_actor* self, uint32_t shard, std::shared_ptr<const Tokenizer> tokenizer,
-                                 ModelLimits limits, caf::actor scheduler, std::shared_ptr<ClientSink> sink) {
-  auto streams = std::make_shared<ResponseStreams>(std::move(tokenizer), std::move(limits));
+                                 ModelLimits limits, caf::actor scheduler, std::shared_ptr<ClientSink> sink,
+                                 std::shared_ptr<ServingMetrics> metrics) {
+  auto streams = std::make_shared<ResponseStreams>(std::move(tokenizer), std::move(limits), metrics);
   return {
       [=](IncomingRequest& request) {
         std::variant<PreparedRequest, bus::ErrorMessage> prepared;
@@ -24,6 +25,7 @@ caf::behavior tokenizer_behavior(caf::event_based_actor* self, uint32_t shard, s
           prepared = streams->open(request);
         } catch (const std::exception& e) {  // never let one request take the shard down
           prepared = bus::ErrorMessage{request.address.request_id, bus::ErrorCode::Internal, e.what()};
+          if (metrics) metrics->record_outcome(RequestOutcome::Rejected);
         }
         if (auto* error = std::get_if<bus::ErrorMessage>(&prepared)) {
           sink->deliver(Outbound{request.address.client, std::move(*error), true});
@@ -75,9 +77,10 @@ caf::behavior tokenizer_behavior(caf::event_based_actor* self, uint32_t shard, s
 }  // namespace
 
 caf::actor spawn_tokenizer_actor(caf::actor_system& system, uint32_t shard, std::shared_ptr<const Tokenizer> tokenizer,
-                                 ModelLimits limits, caf::actor scheduler, std::shared_ptr<ClientSink> sink) {
+                                 ModelLimits limits, caf::actor scheduler, std::shared_ptr<ClientSink> sink,
+                                 std::shared_ptr<ServingMetrics> metrics) {
   return system.spawn(tokenizer_behavior, shard, std::move(tokenizer), std::move(limits), std::move(scheduler),
-                      std::move(sink));
+                      std::move(sink), std::move(metrics));
 }
 
 }  // namespace tessera

@@ -15,7 +15,9 @@ namespace tessera {
 
 class ClientSink;
 
+// `metrics` may be null.
 caf::actor spawn_tokenizer_actor(caf::actor_system& system, uint32_t shard, std::shared_ptr<const Tokenizer> tokenizer,
-                                 ModelLimits limits, caf::actor scheduler, std::shared_ptr<ClientSink> sink);
+                                 ModelLimits limits, caf::actor scheduler, std::shared_ptr<ClientSink> sink,
+                                 std::shared_ptr<ServingMetrics> metrics);
 
 }  // namespace tessera

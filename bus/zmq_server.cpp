@@ -62,7 +62,10 @@ struct ZmqServerLoop::State {
     if (callbacks.on_client_lost) callbacks.on_client_lost(client);
   }
 
-  void reply_error(const ClientId& client, ErrorMessage error) { send_now(client, encode(error)); }
+  void reply_error(const ClientId& client, ErrorMessage error) {
+    if (callbacks.on_protocol_error) callbacks.on_protocol_error(client, error);
+    send_now(client, encode(error));
+  }
 
   // Reads one multipart message; false when none is waiting.
   bool receive_one() {

@@ -36,6 +36,9 @@ struct ZmqServerCallbacks {
   // more than once for the same client (once per failed send): handle it idempotently. The client is
   // removed from the probe set.
   std::function<void(const ClientId&)> on_client_lost;
+  // An error the loop answered itself (a frame it could not decode, or on_message threw). Runs on the loop thread;
+  // optional (metrics count these).
+  std::function<void(const ClientId&, const ErrorMessage&)> on_protocol_error;
 };
 
 class ZmqServerLoop {

@@ -1,5 +1,7 @@
 #include "core/serving/server_config.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <array>
 #include <climits>
@@ -55,6 +57,12 @@ constexpr std::array kSettings = {
             &ServerConfig::seed},
     Setting{"server", "tokenizer_threads", "--tokenizer-threads", "Tokenizer actors", Kind::Int32,
             &ServerConfig::tokenizer_threads},
+    Setting{"server", "metrics_port", "--metrics-port",
+            "Port of the Prometheus endpoint http://HOST:PORT/metrics (0 turns it off)", Kind::Int32,
+            &ServerConfig::metrics_port},
+    Setting{"server", "metrics_host", "--metrics-host",
+            "IPv4 address the metrics endpoint binds (0.0.0.0 for every interface)", Kind::String,
+            &ServerConfig::metrics_host},
     Setting{"scheduler", "max_num_batched_tokens", "--max-num-batched-tokens", "New tokens per step (all sequences)",
             Kind::Int32, &ServerConfig::max_num_batched_tokens},
     Setting{"scheduler", "max_num_seqs", "--max-num-seqs", "Sequences per step", Kind::Int32,
@@ -251,6 +259,11 @@ bool valid_device(const std::string& device) {
   return std::all_of(device.begin() + 5, device.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
+bool valid_ipv4(const std::string& host) {
+  in_addr address{};
+  return inet_pton(AF_INET, host.c_str(), &address) == 1;
+}
+
 bool valid_endpoint(const std::string& endpoint) {
   for (std::string_view scheme : {"tcp://", "ipc://", "inproc://"}) {
     if (endpoint.size() > scheme.size() && endpoint.compare(0, scheme.size(), scheme) == 0) return true;
@@ -320,6 +333,10 @@ void ServerConfig::validate() const {
               "one of trace, debug, info, warn, error, critical, off", "'" + log_level + "'");
   check_range(tokenizer_threads >= 1 && tokenizer_threads <= 256, "server", "tokenizer_threads",
               "between 1 and 256", std::to_string(tokenizer_threads));
+  check_range(metrics_port >= 0 && metrics_port <= 65535, "server", "metrics_port", "between 0 (off) and 65535",
+              std::to_string(metrics_port));
+  check_range(valid_ipv4(metrics_host), "server", "metrics_host", "an IPv4 address such as 127.0.0.1 or 0.0.0.0",
+              "'" + metrics_host + "'");
   check_range(max_num_batched_tokens >= 1, "scheduler", "max_num_batched_tokens", ">= 1",
               std::to_string(max_num_batched_tokens));
   check_range(max_num_seqs >= 1, "scheduler", "max_num_seqs", ">= 1", std::to_string(max_num_seqs));

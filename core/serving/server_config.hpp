@@ -24,6 +24,8 @@ struct ServerConfig {
   std::string log_level = "info";             // trace, debug, info, warn, error, critical, off
   std::optional<uint64_t> seed;               // draws request seeds the client left out; unset: random
   int32_t tokenizer_threads = 2;              // tokenizer actors (encode, detokenize, stop strings)
+  int32_t metrics_port = 9464;                // Prometheus endpoint http://metrics_host:metrics_port/metrics; 0 = off
+  std::string metrics_host = "127.0.0.1";     // IPv4 address the metrics endpoint binds (0.0.0.0: every interface)
   // [scheduler]
   int32_t max_num_batched_tokens = 2048;      // new tokens per step over all sequences (chunked prefill budget)
   int32_t max_num_seqs = 128;                 // sequences per step

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <stdexcept>
@@ -18,6 +19,11 @@ class ServerProcess {
  public:
   // argv[0] is the executable. Throws when the server does not print "ready" within `timeout`.
   ServerProcess(std::vector<std::string> argv, std::chrono::seconds timeout = std::chrono::seconds(60)) {
+    // Metrics off unless asked for: the default port 9464 would collide between tests running in parallel.
+    if (std::find(argv.begin(), argv.end(), "--metrics-port") == argv.end()) {
+      argv.push_back("--metrics-port");
+      argv.push_back("0");
+    }
     int out[2];
     if (pipe(out) != 0) throw std::runtime_error("pipe failed");
     pid_ = fork();
