@@ -71,10 +71,30 @@ StepResult CpuExecutor::execute(const StepPlan& plan) {
     // Finished requests are gone whatever happens to this step.
     for (uint64_t seq_id : plan.release_state) samplers_.erase(seq_id);
     validate(plan);
-    const std::vector<int32_t> tokens = run(plan);
+    // Pending inputs are the tokens of the step before; those are forgotten now whatever this step does.
+    std::unordered_map<uint64_t, int32_t> previous;
+    previous.swap(last_sampled_);
+    const StepPlan* to_run = &plan;
+    StepPlan resolved;
+    for (size_t i = 0; i < plan.sequences.size(); ++i) {
+      if (!plan.sequences[i].token_pending) continue;
+      if (to_run == &plan) {
+        resolved = plan;
+        to_run = &resolved;
+      }
+      auto it = previous.find(plan.sequences[i].seq_id);
+      if (it == previous.end()) {
+        throw Error(sequence_name(plan.sequences[i].seq_id) + ": its pending input token was not sampled in the "
+                    "previous step");
+      }
+      resolved.sequences[i].tokens[0] = it->second;
+    }
+    const std::vector<int32_t> tokens = run(*to_run);
     size_t next = 0;
     for (const ScheduledSequence& seq : plan.sequences) {
-      if (seq.sample) result.tokens.push_back({seq.seq_id, tokens[next++]});
+      if (!seq.sample) continue;
+      result.tokens.push_back({seq.seq_id, tokens[next]});
+      last_sampled_[seq.seq_id] = tokens[next++];
     }
   } catch (const std::exception& e) {
     result.tokens.clear();

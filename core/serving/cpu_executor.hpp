@@ -54,6 +54,8 @@ class CpuExecutor final : public Executor {
   PagedKvCache cache_;
   CpuModelRunner runner_;
   std::unordered_map<uint64_t, Sampler> samplers_;
+  // The token each sequence sampled in the last step (token_pending inputs of the next one).
+  std::unordered_map<uint64_t, int32_t> last_sampled_;
   // Reused per step.
   std::vector<SequenceStep> steps_;
   std::vector<float> logits_;

@@ -17,6 +17,9 @@ void validate_plan(const StepPlan& plan, const PlanLimits& limits) {
     if (!seen.insert(seq.seq_id).second) throw Error(name + " is scheduled twice in one step");
     if (released.count(seq.seq_id)) throw Error(name + " is both scheduled and in release_state");
     if (seq.tokens.empty()) throw Error(name + " has no tokens to run");
+    if (seq.token_pending && (seq.tokens.size() != 1 || !seq.sample)) {
+      throw Error(name + ": a pending-token decode must have exactly one (placeholder) token and sample");
+    }
     if (seq.num_cached < 0) {
       throw Error(name + ": num_cached must be >= 0 (got " + std::to_string(seq.num_cached) + ")");
     }

@@ -16,7 +16,7 @@ struct PlanLimits {
 };
 
 // Throws tessera::Error naming the sequence: scheduled twice, both scheduled and released, no tokens, negative
-// num_cached, a token outside the vocabulary, positions beyond the context, a block table too short for its
+// num_cached, a token_pending sequence that is not a one-token sampling decode, a token outside the vocabulary, positions beyond the context, a block table too short for its
 // positions or naming a block outside the cache.
 void validate_plan(const StepPlan& plan, const PlanLimits& limits);
 

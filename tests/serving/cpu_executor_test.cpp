@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <functional>
+#include <deque>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -19,6 +21,8 @@
 #include "core/generation/offline_generator.hpp"
 #include "core/model/random_checkpoint.hpp"
 #include "core/serving/cpu_executor.hpp"
+#include "core/serving/kv_block_manager.hpp"
+#include "core/serving/scheduler.hpp"
 
 namespace tessera {
 namespace {
@@ -231,6 +235,61 @@ TEST_F(CpuExecutorTest, BatchedStepsMatchOfflineGeneratorPerRequest) {
     }
     EXPECT_EQ(executor.num_sampler_states(), 0u) << "released samplers must be dropped";
   }
+}
+
+// The server's pipeline without actors: the Scheduler plans step t+1 while step t is submitted and not collected
+// (decodes of not yet known tokens as token_pending), the KV-block manager allocates, the executor runs submit /
+// collect with two steps in flight. Every request still gets exactly its offline tokens.
+TEST_F(CpuExecutorTest, PipelinedSchedulingMatchesOfflineGeneratorPerRequest) {
+  const std::vector<Request> requests = mixed_requests();
+  SchedulerConfig config;
+  config.max_num_batched_tokens = 8;  // prompts go in chunks, beside decodes
+  config.max_num_seqs = 8;
+  config.max_model_len = 256;
+  config.block_size = kBlockSize;
+  config.seed = 1;
+  Scheduler scheduler(config, kNumBlocks, {});
+  KvBlockManager blocks(kNumBlocks, kBlockSize);
+  CpuExecutor executor(*weights_, kNumBlocks, kBlockSize, "tiny");
+  std::map<uint64_t, std::vector<int32_t>> output;
+  for (const Request& r : requests) {
+    RequestSpec spec;
+    spec.seq_id = r.seq_id;
+    spec.prompt_token_ids = r.prompt;
+    spec.sampling.temperature = r.sampling.temperature;
+    spec.sampling.top_k = r.sampling.top_k;
+    spec.sampling.top_p = r.sampling.top_p;
+    spec.sampling.seed = r.sampling.seed;
+    spec.sampling.max_tokens = r.max_tokens;
+    spec.sampling.ignore_eos = true;
+    ASSERT_TRUE(scheduler.add(std::move(spec)).accepted());
+  }
+  std::deque<StepPlan> in_flight;
+  int pending_decodes = 0;
+  for (int iteration = 0; scheduler.num_requests() > 0 || !in_flight.empty(); ++iteration) {
+    ASSERT_LT(iteration, 2000);
+    while (in_flight.size() < static_cast<size_t>(Executor::kMaxStepsInFlight)) {
+      std::optional<StepPlan> plan = scheduler.schedule();
+      if (!plan) {
+        for (uint64_t id : scheduler.take_releases().kv) blocks.free(id);
+        break;
+      }
+      ASSERT_TRUE(blocks.can_allocate(*plan));
+      blocks.allocate(*plan);
+      for (const ScheduledSequence& seq : plan->sequences) pending_decodes += seq.token_pending ? 1 : 0;
+      executor.submit(*plan);
+      in_flight.push_back(std::move(*plan));
+    }
+    ASSERT_FALSE(in_flight.empty());
+    const StepResult result = executor.collect();
+    ASSERT_EQ(result.error, "");
+    for (const SequenceUpdate& u : scheduler.update(in_flight.front(), result)) {
+      if (u.token) output[u.seq_id].push_back(*u.token);
+    }
+    in_flight.pop_front();
+  }
+  EXPECT_GT(pending_decodes, 20);
+  for (const Request& r : requests) EXPECT_EQ(output[r.seq_id], offline(r)) << "seq " << r.seq_id;
 }
 
 TEST_F(CpuExecutorTest, DroppingKvAndRecomputingKeepsTheContinuation) {
