@@ -27,6 +27,8 @@ using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using shards_atom = caf::atom_constant<caf::atom("shards")>;
 using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
+// Scheduler → KV-block manager → executor: answer every step still held back (no further plan is coming now).
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
 
 }  // namespace tessera
 

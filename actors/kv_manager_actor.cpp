@@ -36,6 +36,8 @@ caf::behavior kv_manager_behavior(caf::event_based_actor* self, int num_blocks, 
         promise.delegate(executor, std::move(plan));
         return promise;
       },
+      // In order behind the plans it follows (same sender, same mailbox).
+      [self, executor](flush_atom) { self->send(executor, flush_atom::value); },
       [blocks, gauges](const KvFree& request) {
         for (uint64_t id : request.seq_ids) blocks->free(id);
         gauges->kv_blocks_used = blocks->num_used_blocks();

@@ -12,6 +12,7 @@
 #include "actors/runtime_gauges.hpp"
 #include "core/common/error.hpp"
 #include "core/metrics/serving_metrics.hpp"
+#include "core/serving/executor.hpp"
 
 namespace tessera {
 
@@ -43,7 +44,8 @@ struct SchedulerState {
   uint64_t preemptions_recorded = 0;
   std::unordered_map<uint64_t, LiveRequest> live;
   std::vector<uint64_t> pending_state_release;  // executor state to drop with the next plan
-  bool step_in_flight = false;
+  int steps_in_flight = 0;  // plans sent whose results have not come back (at most Executor::kMaxStepsInFlight)
+  bool flush_sent = false;  // the executor was told that no plan follows the last one sent
   bool tick_armed = false;
   bool shutting_down = false;
 };
@@ -119,15 +121,30 @@ class SchedulerShell {
     try_step();
   }
 
+  // Keeps up to two steps in flight: while the executor runs step t, step t+1 is planned and sent (its decodes of
+  // tokens step t samples are token_pending), so the GPU finds the next step queued when it finishes one. When
+  // nothing follows the last plan sent, a flush tells the executor not to hold that step's result back.
   void try_step() {
-    if (s_->step_in_flight) return;
+    while (s_->steps_in_flight < Executor::kMaxStepsInFlight) {
+      if (!send_next_plan()) {
+        if (s_->steps_in_flight > 0 && !s_->flush_sent) {
+          self_->send(s_->kv_manager, flush_atom::value);
+          s_->flush_sent = true;
+        }
+        return;
+      }
+    }
+  }
+
+  // Plans and sends one step; false when nothing can run now.
+  bool send_next_plan() {
     std::optional<StepPlan> plan = s_->scheduler.schedule();
     if (!plan) {
       Releases releases = s_->scheduler.take_releases();
       if (!releases.kv.empty()) self_->send(s_->kv_manager, KvFree{std::move(releases.kv)});
       s_->pending_state_release.insert(s_->pending_state_release.end(), releases.state.begin(), releases.state.end());
       publish();
-      return;
+      return false;
     }
     plan->release_state.insert(plan->release_state.end(), s_->pending_state_release.begin(),
                                s_->pending_state_release.end());
@@ -140,7 +157,8 @@ class SchedulerShell {
         if (s_->metrics) s_->metrics->record_queue_time(it->second.queue_s);
       }
     }
-    s_->step_in_flight = true;
+    ++s_->steps_in_flight;
+    s_->flush_sent = false;
     publish();  // the plan may have admitted or preempted requests
     auto self = self_;
     auto state = s_;
@@ -152,15 +170,18 @@ class SchedulerShell {
               StepResult failed{sent->step_id, {}, "step failed: " + caf::to_string(error), 0};
               SchedulerShell(self, state).finish_step(*sent, failed, now);
             });
+    return true;
   }
 
   // `sent_s`: when the plan was sent (steady clock seconds).
   void finish_step(const StepPlan& plan, const StepResult& result, double sent_s) {
-    s_->step_in_flight = false;
+    --s_->steps_in_flight;
     if (s_->metrics) {
       int64_t tokens = 0;
       for (const ScheduledSequence& seq : plan.sequences) tokens += static_cast<int64_t>(seq.tokens.size());
-      s_->metrics->record_step(now_seconds() - sent_s, static_cast<int64_t>(plan.sequences.size()), tokens);
+      // The executor's own time of the step: with two steps in flight, send-to-result also spans the step before.
+      const double seconds = result.execute_seconds > 0 ? result.execute_seconds : now_seconds() - sent_s;
+      s_->metrics->record_step(seconds, static_cast<int64_t>(plan.sequences.size()), tokens);
     }
     if (!result.error.empty()) spdlog::error("step {} failed: {}", plan.step_id, result.error);
     if (result.fatal && !s_->gauges->executor_failed.exchange(true)) {

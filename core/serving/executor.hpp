@@ -56,6 +56,8 @@ class Executor {
     return result;
   }
   virtual int steps_outstanding() const { return static_cast<int>(done_.size()); }
+  // Whether submit() returns before the step ran (then holding a result back one plan pays off).
+  virtual bool runs_asynchronously() const { return false; }
 
   // Constant over the executor's life; safe to call from the executing thread.
   virtual ExecutorInfo info() const = 0;
