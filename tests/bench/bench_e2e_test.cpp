@@ -1,12 +1,17 @@
-// tessera-bench end to end: the real executable against a live tessera-server on the tiny model, its output files,
-// and the report script rendering them.
+// tessera-bench end to end: the real executable against a live tessera-server on the tiny model, its output files
+// checked against the server's own Prometheus counters, and the report script rendering them.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -50,6 +55,69 @@ size_t count_lines(const fs::path& path) {
   return n;
 }
 
+// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    close(fd);
+    return -1;
+  }
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+// GET http://127.0.0.1:PORT/metrics, parsed: "name{labels}" -> value (comments and HTTP headers skipped).
+std::map<std::string, double> scrape_metrics(int port) {
+  std::map<std::string, double> series;
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    close(fd);
+    return series;
+  }
+  const std::string request = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  if (write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
+    close(fd);
+    return series;
+  }
+  std::string response;
+  char buffer[8192];
+  for (ssize_t n; (n = read(fd, buffer, sizeof buffer)) > 0;) response.append(buffer, static_cast<size_t>(n));
+  close(fd);
+  const size_t body = response.find("\r\n\r\n");
+  std::istringstream lines(body == std::string::npos ? std::string() : response.substr(body + 4));
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    const size_t space = line.rfind(' ');
+    if (space == std::string::npos) continue;
+    series[line.substr(0, space)] = std::stod(line.substr(space + 1));
+  }
+  return series;
+}
+
+struct ServerCounters {
+  std::map<std::string, double> requests_by_outcome;  // tessera_requests_total{outcome="..."}
+  double prompt_tokens = 0, generation_tokens = 0;
+};
+ServerCounters server_counters(int port) {
+  ServerCounters c;
+  for (const auto& [name, value] : scrape_metrics(port)) {
+    const std::string prefix = "tessera_requests_total{outcome=\"";
+    if (name.rfind(prefix, 0) == 0) c.requests_by_outcome[name.substr(prefix.size(), name.find('"', prefix.size()) - prefix.size())] = value;
+    if (name == "tessera_prompt_tokens_total") c.prompt_tokens = value;
+    if (name == "tessera_generation_tokens_total") c.generation_tokens = value;
+  }
+  return c;
+}
+
 class BenchE2ETest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -59,8 +127,11 @@ class BenchE2ETest : public ::testing::Test {
         run_command(kBin + "/tessera-model make --preset tiny --out " + (*dir_ / "model").string() + " --seed 3");
     ASSERT_EQ(made.exit_code, 0) << made.output;
     const std::string endpoint = "ipc://" + (*dir_ / "server.sock").string();
+    metrics_port_ = free_port();
+    ASSERT_GT(metrics_port_, 0);
     server_ = new test::ServerProcess({kBin + "/tessera-server", "--model", (*dir_ / "model").string(), "--listen",
-                                      endpoint, "--log-level", "warn"});
+                                      endpoint, "--log-level", "warn", "--metrics-port",
+                                      std::to_string(metrics_port_)});
   }
   static void TearDownTestSuite() {
     delete server_;
@@ -73,12 +144,15 @@ class BenchE2ETest : public ::testing::Test {
 
   static fs::path* dir_;
   static test::ServerProcess* server_;
+  static int metrics_port_;
 };
 fs::path* BenchE2ETest::dir_ = nullptr;
 test::ServerProcess* BenchE2ETest::server_ = nullptr;
+int BenchE2ETest::metrics_port_ = -1;
 
 TEST_F(BenchE2ETest, SimplestRunSendsExactlyWhatWasAsked) {
   const fs::path out = *dir_ / "simple";
+  ServerCounters before = server_counters(metrics_port_);
   const CommandResult r =
       run_command(bench("--concurrency 8 --num-requests 40 --input-len 16 --output-len 8 --output " + out.string()));
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -106,6 +180,25 @@ TEST_F(BenchE2ETest, SimplestRunSendsExactlyWhatWasAsked) {
   }
   EXPECT_EQ(count_lines(out / "requests.csv"), 41u);  // header + 40
   EXPECT_EQ(count_lines(out / "summary.csv"), 2u);
+
+  // The server's own counters saw the same: 40 requests ending by length, 40 x 16 prompt and 40 x 8 generated
+  // tokens. Its counters may trail the last final message by a moment: poll briefly until they settle.
+  ServerCounters after;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    after = server_counters(metrics_port_);
+    if (after.requests_by_outcome["length"] - before.requests_by_outcome["length"] >= 40 &&
+        after.generation_tokens - before.generation_tokens >= 320)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(after.requests_by_outcome.empty()) << "no tessera_requests_total on port " << metrics_port_;
+  for (const auto& [outcome, value] : after.requests_by_outcome) {
+    const double delta = value - before.requests_by_outcome[outcome];
+    EXPECT_EQ(delta, outcome == "length" ? s.at("completed").get<double>() : 0.0) << outcome;
+  }
+  EXPECT_EQ(after.requests_by_outcome["length"] - before.requests_by_outcome["length"], 40);
+  EXPECT_EQ(after.prompt_tokens - before.prompt_tokens, s.at("input_tokens").get<double>());
+  EXPECT_EQ(after.generation_tokens - before.generation_tokens, s.at("output_tokens").get<double>());
 }
 
 TEST_F(BenchE2ETest, TraceReplayKeepsEachLinesLengths) {
