@@ -101,6 +101,8 @@ TEST(BenchCliTest, TheSimplestRun) {
   EXPECT_EQ(o.output_dir, "/tmp/x");
   EXPECT_TRUE(o.slo.empty());
   EXPECT_NE(o.command_line.find("--concurrency 8"), std::string::npos);
+  EXPECT_EQ(parse_cli({"--server", "s", "--label", "it's a test"}).command_line,
+            "tessera-bench --server s --label 'it'\\''s a test'");  // pastes back into a shell
 }
 
 TEST(BenchCliTest, LoadModes) {

@@ -18,6 +18,21 @@ struct BenchCli::Raw {
               *sweep_rate_opt = nullptr, *trace_opt = nullptr, *num_requests_opt = nullptr;
 };
 
+namespace {
+
+// `text` as one shell word (single-quoted when it holds anything but safe characters), so the recorded command
+// can be pasted back into a shell.
+std::string shell_quote(const std::string& text) {
+  const bool safe = !text.empty() && text.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                            "0123456789-_./:=,+@%") == std::string::npos;
+  if (safe) return text;
+  std::string quoted = "'";
+  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+}  // namespace
+
 const char* load_mode_name(LoadMode mode) {
   switch (mode) {
     case LoadMode::ClosedLoop: return "closed_loop";
@@ -107,7 +122,7 @@ BenchOptions BenchCli::parse(int argc, const char* const* argv) {
   app_.parse(argc, argv);
   Raw& r = *raw_;
   BenchOptions o = r.options;
-  for (int i = 0; i < argc; ++i) o.command_line += (i ? " " : "") + std::string(argv[i]);
+  for (int i = 0; i < argc; ++i) o.command_line += (i ? " " : "") + shell_quote(argv[i]);
   o.progress = !r.quiet;
   if (*r.rate_opt || *r.sweep_rate_opt) {
     o.mode = LoadMode::OpenLoop;
