@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <unordered_map>
 
 #include "core/cuda/cuda_weights.hpp"
@@ -17,6 +18,7 @@
 #include "kernels/kv_cache_write.hpp"
 #include "kernels/linear.hpp"
 #include "kernels/paged_attention.hpp"
+#include "kernels/pending_tokens.hpp"
 #include "kernels/rms_norm.hpp"
 #include "kernels/rope.hpp"
 #include "kernels/rope_kv_write.hpp"
@@ -43,9 +45,29 @@ struct CudaExecutor::Impl {
   DeviceMemory kv_cache;
   int max_blocks_per_seq = 0;
   cuda::StepInputLayout inputs;
-  PinnedMemory host_inputs;
+  // Two submission slots (a step may be queued while the previous one runs): host input and output buffers and the
+  // events that say when the GPU is done with them.
+  struct Slot {
+    PinnedMemory host_inputs;
+    PinnedMemory host_ids;
+    cudaEvent_t inputs_copied = nullptr;  // the host inputs may be rewritten
+    cudaEvent_t begin = nullptr;          // the GPU reached the step
+    cudaEvent_t ids_ready = nullptr;      // the step's sampled ids are in host_ids
+  };
+  Slot slots[Executor::kMaxStepsInFlight];
+  int next_slot = 0;
   DeviceMemory device_inputs;
-  PinnedMemory host_ids;
+  // A submitted step not yet collected.
+  struct Submitted {
+    uint64_t step_id = 0;
+    int slot = -1;                                       // -1: nothing was launched
+    std::vector<std::pair<uint64_t, int32_t>> samples;   // (sequence, row of the sampled ids), plan order
+    std::string error;                                   // set at submission: the result is this error
+    std::chrono::steady_clock::time_point submitted_at;
+  };
+  std::deque<Submitted> submitted;
+  // Each sequence's row in the sampled ids of the step submitted last (token_pending inputs of the next step).
+  std::unordered_map<uint64_t, int32_t> previous_rows;
   // Activations, sized for max_num_batched_tokens.
   DeviceMemory residual, normed, qkv, attention, block_out, gate_up, act, gathered, logits, sampled, inv_freq;
   DeviceMemory attention_workspace, sampling_workspace, cublas_workspace;
@@ -95,6 +117,10 @@ struct CudaExecutor::Impl {
     return cuda::GraphBuckets{options.max_num_seqs, 512, weights.config.max_position_embeddings, options.block_size};
   }
   void allocate(const CudaExecutorOptions& o);
+  void submit(const StepPlan& plan);
+  StepResult collect();
+  // After a failure: a sticky CUDA error makes the executor unusable for good (`broken`); returns whether it did.
+  bool note_sticky_error();
 };
 
 void CudaExecutor::Impl::allocate(const CudaExecutorOptions& o) {
@@ -118,9 +144,14 @@ void CudaExecutor::Impl::allocate(const CudaExecutorOptions& o) {
   check(cudaMemcpy(inv_freq.get(), freqs.data(), freqs.size() * 4, cudaMemcpyHostToDevice), "inv_freq");
   max_blocks_per_seq = (c.max_position_embeddings + o.block_size - 1) / o.block_size;
   inputs = cuda::StepInputLayout::make(m, s, max_blocks_per_seq);
-  host_inputs = PinnedMemory(inputs.total, "step inputs");
   device_inputs = DeviceMemory(inputs.total, "step inputs");
-  host_ids = PinnedMemory(s * 4, "sampled ids");
+  for (Slot& slot : slots) {
+    slot.host_inputs = PinnedMemory(inputs.total, "step inputs");
+    slot.host_ids = PinnedMemory(s * 4, "sampled ids");
+    check(cudaEventCreateWithFlags(&slot.inputs_copied, cudaEventDisableTiming), "cudaEventCreate");
+    check(cudaEventCreate(&slot.begin), "cudaEventCreate");
+    check(cudaEventCreate(&slot.ids_ready), "cudaEventCreate");
+  }
   attention_workspace_bytes = kernels::cuda::paged_attention_workspace_bytes(
       static_cast<int>(s), c.max_position_embeddings, c.num_heads, c.num_kv_heads, c.head_dim, c.sliding_window.value_or(0));
   attention_workspace = DeviceMemory(attention_workspace_bytes, "attention workspace");
@@ -183,7 +214,11 @@ void CudaExecutor::Impl::forward(const cuda::StepShape& shape) {
     }
   };
 
-  // Launched normally: the first kernel of the step follows the step-input copy.
+  // Inputs of pipelined decodes: the previous step's sampled ids, still in `sampled` (stream order).
+  check(k::launch_resolve_pending_tokens(const_cast<int32_t*>(ids), reinterpret_cast<const int32_t*>(in + inputs.pending_rows),
+                                         sampled.get<int32_t>(), n, stream),
+        "resolve_pending_tokens");
+  // Launched normally: the first of our kernels in the step, after the input copy and the fix-up above.
   check(k::launch_embedding<T>(static_cast<const T*>(weights.embed_tokens.get()), c.vocab_size, hidden, ids, n, res, stream),
         "embedding");
   for (int l = 0; l < c.num_layers; ++l) {
@@ -308,6 +343,12 @@ CudaExecutor::CudaExecutor(const std::filesystem::path& model_dir, const CudaExe
 }
 
 CudaExecutor::~CudaExecutor() {
+  if (impl_->stream) cudaStreamSynchronize(impl_->stream);
+  for (Impl::Slot& slot : impl_->slots) {
+    for (cudaEvent_t event : {slot.inputs_copied, slot.begin, slot.ids_ready}) {
+      if (event) cudaEventDestroy(event);
+    }
+  }
   if (impl_->cublas) cublasDestroy(impl_->cublas);
   if (impl_->stream) cudaStreamDestroy(impl_->stream);
 }
@@ -338,72 +379,122 @@ ExecutorInfo CudaExecutor::info() const {
   return i;
 }
 
-StepResult CudaExecutor::execute(const StepPlan& plan) {
-  Impl& m = *impl_;
-  const auto start = std::chrono::steady_clock::now();
-  StepResult result;
-  result.step_id = plan.step_id;
-  for (uint64_t id : plan.release_state) m.draws.erase(id);
-  if (!m.broken.empty()) {
-    result.error = m.broken;
-    result.fatal = true;
-    return result;
-  }
+bool CudaExecutor::Impl::note_sticky_error() {
+  const cudaError_t last = cudaGetLastError();
+  const cudaError_t state = cudaStreamQuery(stream);
+  if (state == cudaSuccess || state == cudaErrorNotReady) return false;
+  broken = std::string("the GPU is in an unrecoverable state: ") + cudaGetErrorString(last != cudaSuccess ? last : state);
+  return true;
+}
+
+void CudaExecutor::Impl::submit(const StepPlan& plan) {
+  Submitted step;
+  step.step_id = plan.step_id;
+  step.submitted_at = std::chrono::steady_clock::now();
+  for (uint64_t id : plan.release_state) draws.erase(id);
+  // Pending inputs may only name the step submitted just before this one.
+  std::unordered_map<uint64_t, int32_t> previous;
+  previous.swap(previous_rows);
   try {
-    const LlamaConfig& c = m.weights.config;
-    validate_plan(plan, PlanLimits{c.vocab_size, c.max_position_embeddings, m.layout.block_size,
-                                   m.scratch_block});
-    const cuda::StepShape actual = cuda::measure_step(plan, m.layout.block_size);
-    if (actual.num_seqs == 0) {
-      result.execute_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      return result;
+    if (!broken.empty()) throw Error(broken);
+    if (submitted.size() >= static_cast<size_t>(Executor::kMaxStepsInFlight)) {
+      throw Error("step " + std::to_string(plan.step_id) + " submitted while " + std::to_string(submitted.size()) +
+                  " steps are outstanding");
     }
-    if (actual.num_tokens > m.options.max_num_batched_tokens || actual.num_seqs > m.options.max_num_seqs) {
+    const LlamaConfig& c = weights.config;
+    validate_plan(plan, PlanLimits{c.vocab_size, c.max_position_embeddings, layout.block_size, scratch_block});
+    const cuda::StepShape actual = cuda::measure_step(plan, layout.block_size);
+    if (actual.num_tokens > options.max_num_batched_tokens || actual.num_seqs > options.max_num_seqs) {
       throw Error("step " + std::to_string(plan.step_id) + " has " + std::to_string(actual.num_tokens) + " tokens in " +
                   std::to_string(actual.num_seqs) + " sequences; the executor was sized for " +
-                  std::to_string(m.options.max_num_batched_tokens) + " tokens and " +
-                  std::to_string(m.options.max_num_seqs) + " sequences");
+                  std::to_string(options.max_num_batched_tokens) + " tokens and " +
+                  std::to_string(options.max_num_seqs) + " sequences");
     }
-    std::optional<cuda::StepShape> padded;
-    if (m.graphs) {
-      padded = cuda::graph_shape(actual, m.graph_buckets());
+    if (actual.num_seqs > 0) {
+      const std::optional<cuda::StepShape> padded = graphs ? cuda::graph_shape(actual, graph_buckets()) : std::nullopt;
+      const cuda::StepShape shape = padded ? *padded : actual;
+      Slot& slot = slots[next_slot];
+      // The copy that last read this slot's host inputs (two steps ago) is long done; make sure.
+      check(cudaEventSynchronize(slot.inputs_copied), "step inputs");
+      std::byte* h = slot.host_inputs.get<std::byte>();
+      const std::vector<int32_t> sample_row =
+          cuda::pack_step_inputs(plan, shape, inputs, layout.block_size, scratch_block, draws, previous, h);
+      check(cudaEventRecord(slot.begin, stream), "cudaEventRecord");
+      check(cudaMemcpyAsync(device_inputs.get(), h, inputs.bytes_used(shape.num_seqs, shape.blocks_per_seq),
+                            cudaMemcpyHostToDevice, stream),
+            "step inputs");
+      check(cudaEventRecord(slot.inputs_copied, stream), "cudaEventRecord");
+      run_forward(shape);
+      check(cudaMemcpyAsync(slot.host_ids.get(), sampled.get(), static_cast<size_t>(shape.num_logits) * 4,
+                            cudaMemcpyDeviceToHost, stream),
+            "sampled ids");
+      check(cudaEventRecord(slot.ids_ready, stream), "cudaEventRecord");
+      step.slot = next_slot;
+      next_slot = (next_slot + 1) % Executor::kMaxStepsInFlight;
+      last_logit_rows.clear();
+      for (size_t i = 0; i < plan.sequences.size(); ++i) {
+        if (sample_row[i] < 0) continue;
+        const uint64_t id = plan.sequences[i].seq_id;
+        step.samples.emplace_back(id, sample_row[i]);
+        previous_rows[id] = sample_row[i];
+        last_logit_rows.push_back(sample_row[i]);
+        ++draws[id];  // the RNG offset of the sequence's next draw
+      }
     }
-    cuda::StepShape shape = padded ? *padded : actual;
-    // Pack the step's inputs into pinned memory; one copy of the used bytes to the device.
-    std::byte* h = m.host_inputs.get<std::byte>();
-    std::vector<int32_t> sample_row =
-        cuda::pack_step_inputs(plan, shape, m.inputs, m.layout.block_size, m.scratch_block, m.draws, h);
-    check(cudaMemcpyAsync(m.device_inputs.get(), h, m.inputs.bytes_used(shape.num_seqs, shape.blocks_per_seq),
-                          cudaMemcpyHostToDevice, m.stream),
-          "step inputs");
-    m.run_forward(shape);
-    check(cudaMemcpyAsync(m.host_ids.get(), m.sampled.get(), static_cast<size_t>(shape.num_logits) * 4,
-                          cudaMemcpyDeviceToHost, m.stream),
-          "sampled ids");
-    check(cudaStreamSynchronize(m.stream), "step");
-    const auto* sampled = m.host_ids.get<int32_t>();
-    m.last_logit_rows.clear();
-    for (size_t i = 0; i < plan.sequences.size(); ++i) {
-      const ScheduledSequence& seq = plan.sequences[i];
-      if (sample_row[i] < 0) continue;
-      const int32_t token = sampled[sample_row[i]];
-      if (token < 0) throw Error(sequence_name(seq.seq_id) + ": the model produced NaN or infinite logits");
-      result.tokens.push_back(SampledToken{seq.seq_id, token});
-      m.last_logit_rows.push_back(sample_row[i]);
+  } catch (const std::exception& e) {
+    step.error = e.what();
+    step.slot = -1;
+    previous_rows.clear();
+    note_sticky_error();
+  }
+  submitted.push_back(std::move(step));
+}
+
+StepResult CudaExecutor::Impl::collect() {
+  StepResult result;
+  if (submitted.empty()) {
+    result.error = "collect() without a submitted step";
+    return result;
+  }
+  const Submitted step = std::move(submitted.front());
+  submitted.pop_front();
+  result.step_id = step.step_id;
+  try {
+    if (!step.error.empty()) throw Error(step.error);
+    if (step.slot >= 0) {
+      const Slot& slot = slots[step.slot];
+      check(cudaEventSynchronize(slot.ids_ready), "step");
+      float gpu_ms = 0;
+      if (cudaEventElapsedTime(&gpu_ms, slot.begin, slot.ids_ready) == cudaSuccess) result.execute_seconds = gpu_ms / 1e3;
+      const auto* ids = slot.host_ids.get<int32_t>();
+      for (const auto& [seq_id, row] : step.samples) {
+        if (ids[row] < 0) throw Error(sequence_name(seq_id) + ": the model produced NaN or infinite logits");
+        result.tokens.push_back(SampledToken{seq_id, ids[row]});
+      }
     }
-    for (const SampledToken& token : result.tokens) ++m.draws[token.seq_id];
   } catch (const std::exception& e) {
     result.tokens.clear();
     result.error = e.what();
-    // A sticky error leaves the context unusable: remember it so later steps fail fast.
-    const cudaError_t sticky = cudaGetLastError();
-    if (sticky != cudaSuccess && cudaStreamQuery(m.stream) != cudaSuccess && cudaStreamQuery(m.stream) != cudaErrorNotReady) {
-      m.broken = std::string("the GPU is in an unrecoverable state: ") + cudaGetErrorString(sticky);
-      result.fatal = true;
-    }
   }
-  result.execute_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!result.error.empty() && (note_sticky_error() || !broken.empty())) {
+    result.fatal = true;
+    if (result.error.find(broken) == std::string::npos) result.error += " (" + broken + ")";
+  }
+  if (result.execute_seconds == 0) {
+    result.execute_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step.submitted_at).count();
+  }
   return result;
+}
+
+void CudaExecutor::submit(const StepPlan& plan) { impl_->submit(plan); }
+
+StepResult CudaExecutor::collect() { return impl_->collect(); }
+
+int CudaExecutor::steps_outstanding() const { return static_cast<int>(impl_->submitted.size()); }
+
+StepResult CudaExecutor::execute(const StepPlan& plan) {
+  impl_->submit(plan);
+  return impl_->collect();
 }
 
 }  // namespace tessera

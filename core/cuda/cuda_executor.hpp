@@ -35,9 +35,16 @@ class CudaExecutor final : public Executor {
   // unusable) the result is marked fatal and every later step fails fast with that error, so requests end with errors
   // instead of hanging and the server shuts down.
   StepResult execute(const StepPlan& plan) override;
+  // Pipelined: submit() validates, uploads and enqueues the step (it returns while the GPU may still run the step
+  // before); collect() waits for the oldest one. The forward of a step submitted behind another starts on the GPU
+  // the moment the previous one ends, so host work between steps (scheduling, result delivery) is hidden.
+  void submit(const StepPlan& plan) override;
+  StepResult collect() override;
+  int steps_outstanding() const override;
+  bool runs_asynchronously() const override { return true; }
   ExecutorInfo info() const override;
 
-  // The FP32 logits the last successful step sampled from, [sampling sequences][vocab] in plan order: the check
+  // The FP32 logits the last submitted step sampled from (call after execute(), nothing outstanding), [sampling sequences][vocab] in plan order: the check
   // against HF transformers and the CPU engine. Synchronous copy; test and diagnostic use.
   std::vector<float> copy_last_logits() const;
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/common/error.hpp"
 #include "kernels/sampling.hpp"
 
 namespace tessera::cuda {
@@ -33,6 +34,7 @@ StepInputLayout StepInputLayout::make(int64_t max_tokens, int64_t max_seqs, int6
   l.token_ids = take(max_tokens * 4);
   l.positions = take(max_tokens * 4);
   l.slot_mapping = take(max_tokens * 8);
+  l.pending_rows = take(max_tokens * 4);
   l.query_start = take(max_seqs * 4);
   l.query_len = take(max_seqs * 4);
   l.context_len = take(max_seqs * 4);
@@ -79,10 +81,12 @@ std::optional<StepShape> graph_shape(const StepShape& actual, const GraphBuckets
 
 std::vector<int32_t> pack_step_inputs(const StepPlan& plan, const StepShape& shape, const StepInputLayout& layout,
                                       int block_size, int32_t scratch_block,
-                                      const std::unordered_map<uint64_t, uint64_t>& draws, std::byte* host) {
+                                      const std::unordered_map<uint64_t, uint64_t>& draws,
+                                      const std::unordered_map<uint64_t, int32_t>& previous_rows, std::byte* host) {
   auto* ids = reinterpret_cast<int32_t*>(host + layout.token_ids);
   auto* positions = reinterpret_cast<int32_t*>(host + layout.positions);
   auto* slots = reinterpret_cast<int64_t*>(host + layout.slot_mapping);
+  auto* pending = reinterpret_cast<int32_t*>(host + layout.pending_rows);
   auto* query_start = reinterpret_cast<int32_t*>(host + layout.query_start);
   auto* query_len = reinterpret_cast<int32_t*>(host + layout.query_len);
   auto* context_len = reinterpret_cast<int32_t*>(host + layout.context_len);
@@ -107,8 +111,18 @@ std::vector<int32_t> pack_step_inputs(const StepPlan& plan, const StepShape& sha
     for (int j = 0; j < len; ++j, ++t) {
       const int pos = seq.num_cached + j;
       ids[t] = seq.tokens[j];
+      pending[t] = -1;
       positions[t] = pos;
       slots[t] = int64_t{seq.block_table[pos / block_size]} * block_size + pos % block_size;
+    }
+    if (seq.token_pending) {
+      const auto row = previous_rows.find(seq.seq_id);
+      if (row == previous_rows.end()) {
+        throw Error("sequence " + std::to_string(seq.seq_id) +
+                    ": its pending input token was not sampled in the previous step");
+      }
+      ids[t - 1] = 0;
+      pending[t - 1] = row->second;
     }
     // A graph step samples every row (its sampled output row i is sequence i); an eager step only the sampling ones.
     const bool row_samples = shape.graph || seq.sample;
@@ -128,6 +142,7 @@ std::vector<int32_t> pack_step_inputs(const StepPlan& plan, const StepShape& sha
     std::fill(block_tables + static_cast<int64_t>(i) * stride, block_tables + static_cast<int64_t>(i + 1) * stride,
               scratch_block);
     ids[t] = 0;
+    pending[t] = -1;
     positions[t] = 0;
     slots[t] = int64_t{scratch_block} * block_size;
     logit_rows[logit] = static_cast<int32_t>(t);

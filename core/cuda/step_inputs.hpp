@@ -19,6 +19,7 @@ struct StepInputLayout {
   size_t token_ids = 0;      // int32 [max_tokens]
   size_t positions = 0;      // int32 [max_tokens]
   size_t slot_mapping = 0;   // int64 [max_tokens]
+  size_t pending_rows = 0;   // int32 [max_tokens]: row of the previous step's sampled ids to feed, or -1
   size_t query_start = 0;    // int32 [max_seqs]
   size_t query_len = 0;      // int32 [max_seqs]
   size_t context_len = 0;    // int32 [max_seqs]
@@ -60,10 +61,13 @@ std::optional<StepShape> graph_shape(const StepShape& actual, const GraphBuckets
 
 // Packs `plan` into `host` (layout.total bytes) for `shape`: the plan's sequences first, then (graph steps) padding
 // sequences of one token at position 0 whose KV write goes to `scratch_block`, a block no request owns. `draws`:
-// tokens each live sequence has sampled so far (its RNG offset). Returns, per plan sequence, its row in the sampled
-// output (-1 when it does not sample). Block ids are trusted (the plan was validated).
+// tokens each live sequence has sampled so far (its RNG offset). `previous_rows`: each sequence's row in the
+// sampled ids of the step submitted before (a token_pending input is read from there on the device; a sequence
+// missing from it throws tessera::Error). Returns, per plan sequence, its row in this step's sampled ids (-1 when
+// it does not sample). Block ids are trusted (the plan was validated).
 std::vector<int32_t> pack_step_inputs(const StepPlan& plan, const StepShape& shape, const StepInputLayout& layout,
                                       int block_size, int32_t scratch_block,
-                                      const std::unordered_map<uint64_t, uint64_t>& draws, std::byte* host);
+                                      const std::unordered_map<uint64_t, uint64_t>& draws,
+                                      const std::unordered_map<uint64_t, int32_t>& previous_rows, std::byte* host);
 
 }  // namespace tessera::cuda

@@ -206,6 +206,55 @@ TEST(CudaExecutor, GraphDecodeEqualsEagerDecode) {
   }
 }
 
+// Pipelined submission: each decode is submitted before the previous step is collected, its input the token that
+// step samples (token_pending, filled in on the GPU). Same tokens as one step at a time, in F32 and BF16, eager and
+// graph steps; a pending token of a sequence the previous step did not sample is a step error.
+TEST(CudaExecutor, PipelinedPendingDecodesEqualStepByStep) {
+  TESSERA_REQUIRE_GPU();
+  for (DType dtype : {DType::F32, DType::BF16}) {
+    for (bool graphs : {false, true}) {
+      CudaExecutorOptions o = options(dtype);
+      o.cuda_graphs = graphs;
+      CudaExecutor executor(kFixtures + "/models/gqa_untied", o);
+      const std::vector<int32_t> a = {5, 9, 200, 17, 3}, b = {100, 101, 102, 103, 104, 105, 106};
+      const auto alone_a = generate(executor, 1, a, 8, {0, 1}, 64, 0.8f, 42);
+      const auto alone_b = generate(executor, 2, b, 8, {2, 3}, 64, 0.0f, 0);
+      StepPlan drop;
+      drop.release_state = {1, 2};
+      executor.execute(drop);
+      StepPlan prefill;
+      prefill.step_id = 1;
+      prefill.sequences = {step(1, a, 0, {10, 11}, 0.8f, 42), step(2, b, 0, {12, 13}, 0.0f, 0)};
+      executor.submit(prefill);
+      std::vector<int32_t> got_a, got_b;
+      for (int i = 0; i < 8; ++i) {
+        if (i < 7) {
+          StepPlan next;
+          next.step_id = 2 + i;
+          next.sequences = {step(1, {0}, static_cast<int>(a.size()) + i, {10, 11}, 0.8f, 42),
+                            step(2, {0}, static_cast<int>(b.size()) + i, {12, 13}, 0.0f, 0)};
+          for (ScheduledSequence& seq : next.sequences) seq.token_pending = true;
+          executor.submit(next);
+          EXPECT_EQ(executor.steps_outstanding(), 2);
+        }
+        const StepResult r = executor.collect();
+        ASSERT_EQ(r.error, "") << "step " << i;
+        ASSERT_EQ(r.tokens.size(), 2u);
+        got_a.push_back(r.tokens[0].token);
+        got_b.push_back(r.tokens[1].token);
+      }
+      EXPECT_EQ(executor.steps_outstanding(), 0);
+      EXPECT_EQ(got_a, alone_a) << "graphs " << graphs;
+      EXPECT_EQ(got_b, alone_b) << "graphs " << graphs;
+      StepPlan orphan;
+      orphan.step_id = 50;
+      orphan.sequences = {step(3, {0}, 4, {20})};
+      orphan.sequences[0].token_pending = true;
+      EXPECT_NE(executor.execute(orphan).error.find("pending input token"), std::string::npos);
+    }
+  }
+}
+
 TEST(CudaExecutor, BadPlansAreErrorsAndTheExecutorKeepsWorking) {
   TESSERA_REQUIRE_GPU();
   CudaExecutor executor(kFixtures + "/models/gqa_untied", options(DType::BF16));

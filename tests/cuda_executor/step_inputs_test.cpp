@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "core/common/error.hpp"
 #include "core/cuda/step_inputs.hpp"
 #include "kernels/sampling.hpp"
 
@@ -83,7 +84,7 @@ TEST(StepInputs, EagerPackingFollowsThePlan) {
   const StepInputLayout layout = StepInputLayout::make(16, 4, 8);
   std::vector<std::byte> host(layout.total);
   const std::unordered_map<uint64_t, uint64_t> draws{{3, 17}};
-  const std::vector<int32_t> rows = pack_step_inputs(plan, shape, layout, 16, 99, draws, host.data());
+  const std::vector<int32_t> rows = pack_step_inputs(plan, shape, layout, 16, 99, draws, {}, host.data());
   EXPECT_EQ(rows, (std::vector<int32_t>{0, -1, 1}));
   const auto* ids = at<int32_t>(host, layout.token_ids);
   const auto* positions = at<int32_t>(host, layout.positions);
@@ -119,7 +120,7 @@ TEST(StepInputs, GraphPackingPadsWithScratchRowsAndSamplesEveryRow) {
   ASSERT_EQ(shape->blocks_per_seq, 4);
   const StepInputLayout layout = StepInputLayout::make(32, 16, 64);
   std::vector<std::byte> host(layout.total);
-  const std::vector<int32_t> rows = pack_step_inputs(plan, *shape, layout, 16, 77, {}, host.data());
+  const std::vector<int32_t> rows = pack_step_inputs(plan, *shape, layout, 16, 77, {}, {}, host.data());
   ASSERT_EQ(rows.size(), 9u);
   EXPECT_EQ(rows[0], 0);
   EXPECT_EQ(rows[1], -1);  // row 1 is sampled by the graph but the plan does not want it
@@ -139,6 +140,23 @@ TEST(StepInputs, GraphPackingPadsWithScratchRowsAndSamplesEveryRow) {
     EXPECT_EQ(at<kernels::SamplingRow>(host, layout.sampling_rows)[i].temperature, 0.0f);  // greedy
   }
   EXPECT_EQ(std::vector<int32_t>(tables, tables + 4), (std::vector<int32_t>{2, 6, 77, 77}));
+}
+
+TEST(StepInputs, PendingTokensPointAtThePreviousStepsRows) {
+  StepPlan plan;
+  plan.sequences = {sequence(1, {0}, 9, {3}), sequence(2, {42}, 4, {5}), sequence(3, {0}, 20, {1, 2})};
+  plan.sequences[0].token_pending = true;
+  plan.sequences[2].token_pending = true;
+  const StepShape shape = measure_step(plan, 16);
+  const StepInputLayout layout = StepInputLayout::make(8, 4, 4);
+  std::vector<std::byte> host(layout.total);
+  const std::unordered_map<uint64_t, int32_t> previous{{1, 6}, {3, 0}, {7, 2}};
+  pack_step_inputs(plan, shape, layout, 16, 9, {}, previous, host.data());
+  const auto* pending = at<int32_t>(host, layout.pending_rows);
+  EXPECT_EQ(std::vector<int32_t>(pending, pending + 3), (std::vector<int32_t>{6, -1, 0}));
+  EXPECT_EQ(at<int32_t>(host, layout.token_ids)[1], 42);
+  // A pending token of a sequence the previous step did not sample is an error, not a guess.
+  EXPECT_THROW(pack_step_inputs(plan, shape, layout, 16, 9, {}, {{1, 6}}, host.data()), Error);
 }
 
 }  // namespace
