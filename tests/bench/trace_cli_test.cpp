@@ -165,6 +165,8 @@ TEST(BenchCliTest, BadValuesNameTheOption) {
            {{"--server", "s", "--slo", "ttft=200"}, "--slo: "},
            {{"--server", "s", "--sweep-concurrency", "1,2.5"}, "--sweep-concurrency: "},
            {{"--server", "s", "--sweep-rate", "1,,2"}, "--sweep-rate: "},
+           {{"--server", "s", "--burstiness", "2"}, "--burstiness applies to an open loop"},
+           {{"--server", "s", "--max-concurrency", "4"}, "--max-concurrency applies to an open loop"},
        }) {
     try {
       parse_cli(c.args);

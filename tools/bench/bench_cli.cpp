@@ -15,7 +15,8 @@ struct BenchCli::Raw {
   std::string short_input = "32", long_input = "1024", short_output = "32", long_output = "512";
   bool quiet = false;
   CLI::Option *concurrency_opt = nullptr, *rate_opt = nullptr, *sweep_concurrency_opt = nullptr,
-              *sweep_rate_opt = nullptr, *trace_opt = nullptr, *num_requests_opt = nullptr;
+              *sweep_rate_opt = nullptr, *trace_opt = nullptr, *num_requests_opt = nullptr, *burstiness_opt = nullptr,
+              *max_concurrency_opt = nullptr;
 };
 
 namespace {
@@ -76,6 +77,8 @@ BenchCli::BenchCli()
     opt->excludes(r.sweep_concurrency_opt);
   }
   burst->excludes(r.trace_opt);
+  r.burstiness_opt = burst;
+  r.max_concurrency_opt = cap;
   r.num_requests_opt = app_.add_option("--num-requests", o.num_requests,
                                        "Measured requests per run (trace: replay only the first N lines)")
                            ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))->capture_default_str();
@@ -109,7 +112,8 @@ BenchCli::BenchCli()
   app_.add_option("--output", o.output_dir, "Folder for bench.json, requests.csv and summary.csv (created)");
   app_.add_option("--label", o.label, "Name of this benchmark in reports");
   app_.add_option("--request-timeout", o.request_timeout_s,
-                  "Seconds without any server message, with requests in flight, before the run fails")
+                  "Seconds without any server message, with requests in flight, before the run fails (also the "
+                  "longest wait for the server to be ready)")
       ->check(CLI::PositiveNumber)->capture_default_str();
   app_.add_flag("--quiet", r.quiet, "No live progress line on stderr");
 }
@@ -132,6 +136,10 @@ BenchOptions BenchCli::parse(int argc, const char* const* argv) {
     if (!*r.num_requests_opt) o.num_requests = 0;  // the whole trace
   } else {
     o.mode = LoadMode::ClosedLoop;
+    if (*r.burstiness_opt || *r.max_concurrency_opt)
+      throw Error(std::string(*r.burstiness_opt ? "--burstiness" : "--max-concurrency") +
+                  " applies to an open loop (--request-rate, --sweep-rate)" +
+                  (*r.burstiness_opt ? "" : " or a trace (--trace)") + "; a closed loop is set by --concurrency");
     o.concurrency_levels = {r.concurrency};
     if (*r.sweep_concurrency_opt) {
       o.concurrency_levels.clear();

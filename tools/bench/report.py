@@ -194,6 +194,10 @@ def plot_pareto(doc, out_dir):
         for run, x, y in zip(runs, latency, throughput):
             ax.annotate(run["label"], (x, y), fontsize=7, xytext=(4, -10), textcoords="offset points")
         ax.set_xlabel(f"{title} (ms)")
+        positive = [v for v in latency if v > 0]
+        if positive and max(positive) / min(positive) > 20:
+            ax.set_xscale("log")
+            ax.set_xlabel(f"{title} (ms, log scale)")
         ax.set_ylabel("output tokens/s")
         ax.set_title(f"Throughput vs {title}")
         ax.grid(alpha=0.3)
