@@ -28,7 +28,9 @@ void IngressBridge::start(bus::ZmqServerConfig config, std::vector<caf::actor> s
     on_message(client, std::move(message));
   };
   callbacks.on_client_lost = [this](const bus::ClientId& client) { on_client_lost(client); };
-  callbacks.on_protocol_error = [this](const bus::ClientId&, const bus::ErrorMessage& error) { count_error(error.code); };
+  callbacks.on_protocol_error = [this](const bus::ClientId&, const bus::ErrorMessage& error) {
+    count_error(error.code);
+  };
   loop_ = std::make_unique<bus::ZmqServerLoop>(std::move(config), std::move(callbacks));
 }
 

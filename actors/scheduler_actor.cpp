@@ -165,7 +165,9 @@ class SchedulerShell {
     auto sent = std::make_shared<const StepPlan>(*plan);  // update() needs the plan when the result comes back
     self_->request(s_->kv_manager, caf::infinite, std::move(*plan))
         .then(
-            [self, state, sent, now](StepResult& result) { SchedulerShell(self, state).finish_step(*sent, result, now); },
+            [self, state, sent, now](StepResult& result) {
+              SchedulerShell(self, state).finish_step(*sent, result, now);
+            },
             [self, state, sent, now](caf::error& error) {
               StepResult failed{sent->step_id, {}, "step failed: " + caf::to_string(error), 0};
               SchedulerShell(self, state).finish_step(*sent, failed, now);

@@ -144,8 +144,8 @@ ServerRuntime::ServerRuntime(const ServerConfig& config) : impl_(std::make_uniqu
   caf::actor_system& system = *impl_->system;
   impl_->executor = spawn_executor_actor(system, executor);
   impl_->kv_manager = spawn_kv_manager_actor(system, num_blocks, config.block_size, impl_->executor, impl_->gauges);
-  impl_->scheduler =
-      spawn_scheduler_actor(system, scheduler_config, num_blocks, eos, impl_->kv_manager, impl_->gauges, impl_->metrics);
+  impl_->scheduler = spawn_scheduler_actor(system, scheduler_config, num_blocks, eos, impl_->kv_manager,
+                                           impl_->gauges, impl_->metrics);
 
   bus::InfoReply info;
   info.model = model_name;

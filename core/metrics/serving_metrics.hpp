@@ -83,7 +83,8 @@ class ServingMetrics final : public prometheus::Collectable {
   ServingMetrics& operator=(const ServingMetrics&) = delete;
 
   // --- the scheduler's step loop
-  // One engine step: plan sent -> result received (seconds), sequences in it, tokens it ran.
+  // One engine step: its duration (seconds: the executor's time, see the scheduler actor), sequences in it, tokens
+  // it ran.
   void record_step(double duration_s, int64_t batch_size, int64_t batched_tokens);
   // A request scheduled for the first time, `queue_s` after its arrival.
   void record_queue_time(double queue_s);

@@ -55,7 +55,9 @@ class Traffic {
       if (!event) continue;
       Seen& s = seen[bus::event_request_id(*event)];
       if (std::holds_alternative<bus::Accepted>(*event)) ++s.accepted;
-      if (auto* chunk = std::get_if<bus::TokenChunk>(&*event)) s.ids.insert(s.ids.end(), chunk->ids.begin(), chunk->ids.end());
+      if (auto* chunk = std::get_if<bus::TokenChunk>(&*event)) {
+        s.ids.insert(s.ids.end(), chunk->ids.begin(), chunk->ids.end());
+      }
       if (auto* final = std::get_if<bus::FinalMessage>(&*event)) s.final = *final;
       if (auto* error = std::get_if<bus::ErrorMessage>(&*event)) s.errors.push_back(*error);
     }
@@ -119,7 +121,8 @@ TEST(ServerMetricsTest, KnownTrafficGivesExactCountsSumsAndHistograms) {
   Exposition e = server.scrape();
   EXPECT_EQ(e.value("tessera_requests_total", {{"outcome", "length"}}), 0);
   EXPECT_EQ(e.count("tessera_errors_total"), 13u);  // one per bus error code
-  EXPECT_EQ(e.value("tessera_model_info", {{"model", model.dir().filename().string()}, {"dtype", "f32"}, {"device", "cpu"}}), 1);
+  const test::Labels model_labels = {{"model", model.dir().filename().string()}, {"dtype", "f32"}, {"device", "cpu"}};
+  EXPECT_EQ(e.value("tessera_model_info", model_labels), 1);
   EXPECT_EQ(e.value("tessera_kv_blocks_total"), 256);
 
   // Phase 1: six requests that end by length, then one that stops on its first token.
@@ -128,7 +131,8 @@ TEST(ServerMetricsTest, KnownTrafficGivesExactCountsSumsAndHistograms) {
     int prompt;
     int max_tokens;
   };
-  const std::vector<Spec> specs = {{"L0", 3, 4}, {"L1", 17, 1}, {"L2", 130, 9}, {"L3", 300, 2}, {"L4", 1, 70}, {"L5", 64, 16}};
+  const std::vector<Spec> specs = {{"L0", 3, 4},   {"L1", 17, 1}, {"L2", 130, 9},
+                                   {"L3", 300, 2}, {"L4", 1, 70}, {"L5", 64, 16}};
   for (const Spec& s : specs) traffic.submit(s.id, s.prompt, s.max_tokens);
   std::vector<std::string> ids;
   for (const Spec& s : specs) ids.push_back(s.id);
@@ -210,7 +214,8 @@ TEST(ServerMetricsTest, KnownTrafficGivesExactCountsSumsAndHistograms) {
   }
   EXPECT_EQ(grid_total, 7);
   for (const auto& [isl, count] : ttft_by_isl) {
-    EXPECT_EQ(e.value("tessera_time_to_first_token_by_input_length_seconds_count", {{"isl_bucket", isl}}), count) << isl;
+    EXPECT_EQ(e.value("tessera_time_to_first_token_by_input_length_seconds_count", {{"isl_bucket", isl}}), count)
+        << isl;
   }
   EXPECT_EQ(e.value("tessera_requests_running"), 0);
   EXPECT_EQ(e.value("tessera_kv_blocks_used"), 0);
@@ -289,6 +294,34 @@ TEST(ServerMetricsTest, KnownTrafficGivesExactCountsSumsAndHistograms) {
   EXPECT_EQ(e.value("tessera_requests_waiting"), 0);
   EXPECT_EQ(e.value("tessera_kv_blocks_used"), 0);
   EXPECT_EQ(server.process->stop(), 0);
+}
+
+}  // namespace
+}  // namespace tessera
+
+namespace tessera {
+namespace {
+
+// A metrics port in use stops tessera-server at start-up with a clear message and a non-zero exit (no abort).
+TEST(ServerMetricsTest, AMetricsPortInUseIsAClearStartUpError) {
+  const test::TinyModel model("metrics_busy");
+  const test::MetricsServer first = test::start_metrics_server(model.dir(), "metrics_busy");
+  const std::string socket = "tessera_metrics_busy2_" + std::to_string(getpid()) + ".sock";
+  const std::string endpoint = "ipc://" + (std::filesystem::temp_directory_path() / socket).string();
+  const std::string port = std::to_string(first.metrics_port);
+  const std::string command = std::string(TESSERA_BIN_DIR) + "/tessera-server --model " + model.dir().string() +
+                              " --listen " + endpoint + " --metrics-port " + port + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  char buffer[1024];
+  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) out.append(buffer, n);
+  const int status = pclose(pipe);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by a signal: " << out;
+  EXPECT_EQ(WEXITSTATUS(status), 1) << out;
+  EXPECT_NE(out.find("metrics: cannot listen on 127.0.0.1:" + port), std::string::npos) << out;
+  EXPECT_NE(out.find("--metrics-port"), std::string::npos) << out;
+  EXPECT_EQ(first.scrape().value("tessera_requests_total", {{"outcome", "rejected"}}), 0);  // the first still serves
 }
 
 }  // namespace
