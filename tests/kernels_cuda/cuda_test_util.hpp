@@ -50,11 +50,18 @@ class DeviceBuffer {
   size_t n_ = 0;
 };
 
-// A created stream (stream capture needs one besides the legacy default stream). Blocking: its work is ordered
-// after DeviceBuffer's poisoning memsets, which run on the legacy default stream.
+// A created stream (stream capture needs one besides the legacy default stream). Blocking by default: its work is
+// ordered after DeviceBuffer's memsets and copies, which run on the legacy default stream. A non-blocking one (for
+// capture) is not: synchronize the device after touching buffers on the legacy stream.
 class TestStream {
  public:
-  TestStream() { cudaStreamCreate(&stream_); }
+  explicit TestStream(bool blocking = true) {
+    if (blocking) {
+      cudaStreamCreate(&stream_);
+    } else {
+      cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking);
+    }
+  }
   ~TestStream() {
     if (stream_) cudaStreamDestroy(stream_);
   }

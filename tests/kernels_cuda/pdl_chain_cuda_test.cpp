@@ -166,6 +166,7 @@ void expect_same(const std::vector<std::vector<unsigned char>>& a, const std::ve
 template <class T>
 std::vector<std::vector<unsigned char>> plain_run(Chain<T>& chain, const StepInputs& in, cudaStream_t s) {
   chain.set_inputs(in);
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the input copies ran on the legacy stream
   EXPECT_EQ(chain.poison(s), cudaSuccess);
   EXPECT_EQ(chain.run(s, false), cudaSuccess);
   EXPECT_EQ(cudaStreamSynchronize(s), cudaSuccess);
@@ -206,7 +207,7 @@ TYPED_TEST(PdlChainCuda, PdlLaunchesGiveTheSameBitsAsPlainLaunches) {
 TYPED_TEST(PdlChainCuda, CapturedPdlChainReplaysWithNewInputs) {
   TESSERA_REQUIRE_GPU();
   using T = TypeParam;
-  const TestStream stream;
+  const TestStream stream(/*blocking=*/false);  // captured: no implicit ties to the legacy stream
   const int64_t rows = kMaxRows;
   Chain<T> chain(rows);
   const StepInputs first(0), second(1);
@@ -227,6 +228,7 @@ TYPED_TEST(PdlChainCuda, CapturedPdlChainReplaysWithNewInputs) {
   for (int replay = 0; replay < 4; ++replay) {
     const bool use_second = replay % 2 == 1;
     chain.set_inputs(use_second ? second : first);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the input copies ran on the legacy stream
     ASSERT_EQ(chain.poison(stream.get()), cudaSuccess);
     ASSERT_EQ(cudaGraphLaunch(exec, stream.get()), cudaSuccess);
     ASSERT_EQ(cudaStreamSynchronize(stream.get()), cudaSuccess);
