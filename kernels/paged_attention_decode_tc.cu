@@ -102,13 +102,16 @@ __global__ void __launch_bounds__(kThreads, 2)
   constexpr int kOutTiles = D / 8;  // n-tiles of O
 
   const int seq = blockIdx.y;
-  if (a.query_len[seq] != 1) return;  // prefill sequences (and query_len 0 padding) are not ours
+  // All per-sequence metadata loads issued together (one memory latency, not three in a row).
+  const int query_len = a.query_len[seq];
+  const int context = a.context_len[seq];
+  const int64_t token = a.query_start[seq];
+  if (query_len != 1) return;  // prefill sequences (and query_len 0 padding) are not ours
   const int group = a.num_heads / a.num_kv_heads;
   const int kv_head = static_cast<int>(blockIdx.x) / group_chunks;
   const int head0 = kv_head * group + (static_cast<int>(blockIdx.x) % group_chunks) * kHeadRows;
   const int heads = min(kHeadRows, kv_head * group + group - head0);
 
-  const int context = a.context_len[seq];
   const int first = first_visible(context - 1, a.sliding_window);
   const int split = blockIdx.z;
   const int begin = first + split * plan.partition;
@@ -126,7 +129,6 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int quad_col = lane % 4;  // fragment column pair 2 * quad_col
   const int copy_row = tid / L::kChunksPerRow;
   const int copy_chunk = tid % L::kChunksPerRow;
-  const int64_t token = a.query_start[seq];
   const int32_t* table = a.block_tables + static_cast<int64_t>(seq) * a.max_blocks_per_seq;
 
   // Pipeline prologue: tiles 0 .. kStages - 2 in flight, block ids of tile kStages - 1 in registers.
