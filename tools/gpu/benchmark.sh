@@ -23,7 +23,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   --tokenizer .testdata/llama3/tokenizer.json --seed 1 | tail -2
 start_server() {
   $bin/tessera-server --model $model --device cuda --listen ipc:///tmp/tessera-bench.sock --max-num-seqs 256 \
-    --max-num-batched-tokens 2048 --max-waiting-requests 4096 --log-level warn >/tmp/tessera-server.log 2>&1 &
+    --max-num-batched-tokens 2048 --max-waiting-requests 4096 --metrics-port 0 --log-level warn >/tmp/tessera-server.log 2>&1 &
   server=$!
   for _ in $(seq 600); do grep -q "^ready " /tmp/tessera-server.log && return 0; sleep 0.2; done
   echo "server did not start"; cat /tmp/tessera-server.log; return 1

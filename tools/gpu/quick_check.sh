@@ -28,7 +28,7 @@ if [[ ${PDL_COMPARE:-1} == 1 ]]; then
 fi
 if [[ ${SERVED:-1} == 1 ]]; then
   $bin/tessera-server --model $model --device cuda --listen ipc:///tmp/tessera-check.sock --max-num-seqs 256 \
-    --max-num-batched-tokens 2048 --log-level warn >/tmp/server.log 2>&1 &
+    --max-num-batched-tokens 2048 --metrics-port 0 --log-level warn >/tmp/server.log 2>&1 &
   server=$!
   for _ in $(seq 600); do grep -q "^ready " /tmp/server.log && break; sleep 0.2; done
   for c in 1 64; do
