@@ -29,8 +29,8 @@ grep -q '^ready ' "$work/server.log" || { cat "$work/server.log"; echo "run.sh: 
 rm -f "$here/requests.csv"  # per-request rows are in bench.json; keep the folder small
 /usr/bin/python3 "$repo/tools/bench/report.py" "$here/bench.json" --out "$here/report"
 
-# 2. Client overhead: 4000 requests at 4000 req/s (16 in, 16 out) against a server that completes ~1000 req/s.
-"$bin/tessera-bench" --server "$endpoint" --request-rate 4000 --num-requests 4000 --input-len 16 --output-len 16 \
+# 2. Client overhead: 10000 requests at 10000 req/s (16 in, 16 out) against a server that completes ~1400 req/s.
+"$bin/tessera-bench" --server "$endpoint" --request-rate 10000 --num-requests 10000 --input-len 16 --output-len 16 \
   --seed 2 --quiet --output "$work/overload" >"$work/overload.txt"
 /usr/bin/python3 - "$work/overload/bench.json" >"$here/client_overhead.txt" <<'EOF'
 import json, sys
