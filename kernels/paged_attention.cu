@@ -9,9 +9,11 @@ namespace tessera::kernels::cuda {
 
 namespace {
 
-constexpr int kSplitMinContext = 512;  // shorter visible ranges are never split
-constexpr int kMinPartition = 128;     // tokens per split, at least (two pipelined key tiles)
+// Splits are whole key tiles of the decode kernels. One tile per split is the floor: at small batches decode is
+// pure latency (a few MB at most), and a block whose split fits the pipeline's prologue (two tiles) issues every
+// load of its range at once, so more, shorter splits cut the dependent memory round trips of each block.
 constexpr int kPartitionQuantum = 64;  // the decode kernels' key tile
+constexpr int kMinPartition = kPartitionQuantum;
 constexpr int kBlocksPerSm = 2;  // split until the decode grid has about this many blocks per SM
 
 int current_sm_count() {
@@ -35,12 +37,14 @@ int decode_span(int max_context_len, int sliding_window) {
   return sliding_window > 0 ? std::min(max_context_len, sliding_window) : max_context_len;
 }
 
-// Splits the context only when the grid would otherwise leave SMs idle (small batches, long contexts). Depends on
-// host arguments only (the context bound, not the device-side lengths), so CUDA-graph replays stay valid.
+// Splits the context only when the grid would otherwise leave SMs idle (small batches): into about
+// kBlocksPerSm * sm_count blocks, splits of whole tiles, at least one tile each. Large batches (the grid fills the
+// GPU) are never split. Depends on host arguments only (the context bound, not the device-side lengths), so
+// CUDA-graph replays stay valid.
 paged::DecodePlan plan_decode(int num_seqs, int blocks_per_seq, int span, int sm_count) {
   paged::DecodePlan plan;
   plan.partition = std::max(span, 1);
-  if (span <= kSplitMinContext || num_seqs <= 0) return plan;
+  if (span <= kMinPartition || num_seqs <= 0) return plan;
   const int64_t blocks = static_cast<int64_t>(num_seqs) * blocks_per_seq;
   const int64_t target = static_cast<int64_t>(kBlocksPerSm) * sm_count;
   const int64_t wanted = (target + blocks - 1) / blocks;
@@ -85,7 +89,7 @@ cudaError_t launch_paged_attention(const T* q, int64_t q_row_stride, const T* ke
                                    const int32_t* context_len, const int32_t* block_tables, int max_blocks_per_seq,
                                    int num_seqs, int64_t num_tokens, int max_query_len, int max_context_len,
                                    AttentionParams params, T* out, void* workspace, size_t workspace_bytes,
-                                   cudaStream_t stream) {
+                                   cudaStream_t stream, bool pdl) {
   if (num_seqs < 0 || num_tokens < 0) return cudaErrorInvalidValue;
   if (num_seqs == 0 || num_tokens == 0) return cudaSuccess;
   const int head_dim = layout.head_dim;
@@ -134,8 +138,9 @@ cudaError_t launch_paged_attention(const T* q, int64_t q_row_stride, const T* ke
   }
 
   // Decode sequences (query_len == 1) always go through the decode kernel, which skips the others; the prefill
-  // kernel runs only when some sequence may have more than one query token.
-  cudaError_t status = paged::launch_decode<T>(args, head_dim, num_seqs, plan, partials, stream);
+  // kernel runs only when some sequence may have more than one query token (launched normally: it starts after the
+  // decode kernels completed).
+  cudaError_t status = paged::launch_decode<T>(args, head_dim, num_seqs, plan, partials, stream, pdl);
   if (status != cudaSuccess || max_query_len <= 1) return status;
   return paged::launch_prefill<T>(args, head_dim, num_seqs, max_query_len, stream);
 }
@@ -143,11 +148,11 @@ cudaError_t launch_paged_attention(const T* q, int64_t q_row_stride, const T* ke
 template cudaError_t launch_paged_attention<float>(const float*, int64_t, const float*, const float*, KvCacheLayout,
                                                    const int32_t*, const int32_t*, const int32_t*, const int32_t*,
                                                    int, int, int64_t, int, int, AttentionParams, float*, void*,
-                                                   size_t, cudaStream_t);
+                                                   size_t, cudaStream_t, bool);
 template cudaError_t launch_paged_attention<__nv_bfloat16>(const __nv_bfloat16*, int64_t, const __nv_bfloat16*,
                                                            const __nv_bfloat16*, KvCacheLayout, const int32_t*,
                                                            const int32_t*, const int32_t*, const int32_t*, int, int,
                                                            int64_t, int, int, AttentionParams, __nv_bfloat16*, void*,
-                                                           size_t, cudaStream_t);
+                                                           size_t, cudaStream_t, bool);
 
 }  // namespace tessera::kernels::cuda

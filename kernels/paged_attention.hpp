@@ -57,8 +57,9 @@ size_t paged_attention_workspace_bytes(int max_num_seqs, int max_context_len, in
 //      within it; max_blocks_per_seq is only the block-table row stride.
 // Paths: sequences with query_len == 1 take the decode kernel (one block per (sequence, kv head) that reads each
 //   K/V row once for all query heads of the group; BF16 on sm_80+: tensor cores fed by a 3-stage cp.async
-//   pipeline, P rounded to BF16 for P V; the context is split (flash-decoding) into partitions when the grid
-//   would not fill the GPU, with a small combine kernel over the FP32 partials in `workspace`). Sequences
+//   pipeline, P rounded to BF16 for P V; the context is split (flash-decoding) into partitions of whole 64-key
+//   tiles when the grid would not fill the GPU (small batches, contexts above one tile), with a small combine
+//   kernel over the FP32 partials in `workspace`). Sequences
 //   with query_len > 1 take the flash-attention prefill kernel (BF16 on sm_80+: tensor cores, mma.sync with P in BF16;
 //   FP32: tiled CUDA cores); a mixed batch launches both kernels on `stream` (each skips the other's sequences), so
 //   decode rows never pay for prefill tiles.
@@ -67,13 +68,21 @@ size_t paged_attention_workspace_bytes(int max_num_seqs, int max_context_len, in
 //   num_seqs <= 65535, workspace_bytes >= paged_attention_workspace_bytes(num_seqs, max_context_len, ...).
 // Block ids and lengths are trusted (the executor validates plans). Asynchronous on `stream`, never synchronizes,
 // allocates nothing; returns the launch status.
+// pdl: the decode kernel (and its split combine) launch with programmatic dependent launch (kernels/cuda_common.cuh):
+//   they start while the kernel before them (the step's KV write) finishes, and let the kernel after them start its
+//   prologue early. Before their pdl_wait() they read, besides nothing written by earlier kernels, two things the
+//   caller must guarantee no kernel of the stream's current PDL chain writes: the step inputs (query_start,
+//   query_len, context_len, block_tables: copied before the chain's first normally launched kernel) and, of each
+//   decode sequence, the K/V rows at positions below context_len - 1 (earlier steps' tokens; only the new token at
+//   context_len - 1 may be written just before). q, the new token's K/V row, the workspace and out are touched
+//   after the wait. The prefill kernel launches normally. Same results with or without.
 template <class T>
 cudaError_t launch_paged_attention(const T* q, int64_t q_row_stride, const T* key_cache, const T* value_cache,
                                    KvCacheLayout layout, const int32_t* query_start, const int32_t* query_len,
                                    const int32_t* context_len, const int32_t* block_tables, int max_blocks_per_seq,
                                    int num_seqs, int64_t num_tokens, int max_query_len, int max_context_len,
                                    AttentionParams params, T* out, void* workspace, size_t workspace_bytes,
-                                   cudaStream_t stream);
+                                   cudaStream_t stream, bool pdl = false);
 
 }  // namespace tessera::kernels::cuda
 #endif

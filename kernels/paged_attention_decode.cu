@@ -34,19 +34,24 @@ struct DecodeShape {
 
 // G: query heads handled together (compile-time upper bound; the real count `heads` may be smaller). Each block
 // reads every K/V row of its split once and applies it to all `heads` query heads of its kv head.
+// Programmatic dependent launch: only the step inputs (lengths, query_start) are read before pdl_wait().
 template <class T, int D, int G>
 __global__ void __launch_bounds__(kDecodeThreads)
     decode_kernel(Args<T> a, int group_chunks, DecodePlan plan, Partials partials) {
   using Shape = DecodeShape<T, D>;
   constexpr int V = kVec<T>;
   const int seq = blockIdx.y;
-  if (a.query_len[seq] != 1) return;
+  const int query_len = a.query_len[seq];
+  const int context = a.context_len[seq];
+  const int64_t token = a.query_start[seq];
+  pdl_launch_dependents();
+  pdl_wait();  // q, the cache and the workspace from here on
+  if (query_len != 1) return;
   const int group = a.num_heads / a.num_kv_heads;
   const int kv_head = blockIdx.x / group_chunks;
   const int head0 = kv_head * group + (blockIdx.x % group_chunks) * G;
   const int heads = min(G, kv_head * group + group - head0);
 
-  const int context = a.context_len[seq];
   const int first = first_visible(context - 1, a.sliding_window);
   const int split = blockIdx.z;
   const int begin = first + split * plan.partition;
@@ -64,7 +69,6 @@ __global__ void __launch_bounds__(kDecodeThreads)
   const int lane = tid % 32;
   const int row = warp * Shape::kRowsPerWarp + lane / Shape::kLanesPerRow;  // key row in flight, [0, kRows)
   const int chunk = lane % Shape::kLanesPerRow;                           // 16-byte chunk of the head vector
-  const int64_t token = a.query_start[seq];
 
   float qv[G][V];
 #pragma unroll
@@ -209,87 +213,130 @@ __global__ void __launch_bounds__(kDecodeThreads)
   }
 }
 
+constexpr int kCombineThreads = 128;  // >= head_dim: one output element per thread
+constexpr int kCombinePrefetch = 8;   // splits whose accumulators each thread loads before the maxima arrive
+
 // One block per (head, sequence): out = sum_p w_p acc_p / sum_p w_p sum_p with w_p = exp(max_p - max) (exp2 when
-// the partial maxima are in base-2 units). Only the splits the sequence's visible range reaches are read: the
-// grid is planned for the max_context_len bound, shorter sequences leave the later splits untouched.
-// Dynamic shared memory: num_splits floats (the weights).
+// the partial maxima are in base-2 units), summed over p in increasing order. Only the splits the sequence's
+// visible range reaches are read: the grid is planned for the max_context_len bound, shorter sequences leave the
+// later splits untouched. The maxima, sums and the first kCombinePrefetch accumulators are loaded together (one
+// memory round trip at small split counts). Programmatic dependent launch: only the step inputs are read before
+// pdl_wait(). Dynamic shared memory: 2 * num_splits floats (the weights, then the sums).
 template <class T>
-__global__ void combine_kernel(Args<T> a, int head_dim, DecodePlan plan, Partials partials, bool base2_max) {
-  extern __shared__ float weights[];
+__global__ void __launch_bounds__(kCombineThreads)
+    combine_kernel(Args<T> a, int head_dim, DecodePlan plan, Partials partials, bool base2_max) {
+  extern __shared__ float combine_smem[];
+  float* weights = combine_smem;
+  float* sums = combine_smem + plan.num_splits;
+  __shared__ float warp_maxima[kCombineThreads / 32];
   const int head = blockIdx.x;
   const int seq = blockIdx.y;
-  if (a.query_len[seq] != 1) return;
+  const int query_len = a.query_len[seq];
   const int context = a.context_len[seq];
+  const int64_t token = a.query_start[seq];
+  pdl_launch_dependents();
+  pdl_wait();  // the partials from here on
+  if (query_len != 1) return;
   const int span = context - first_visible(context - 1, a.sliding_window);
   const int used = min(plan.num_splits, (span + plan.partition - 1) / plan.partition);
   const int64_t part0 = (static_cast<int64_t>(seq) * a.num_heads + head) * plan.num_splits;
+  const int tid = threadIdx.x;
 
-  float global_max = -CUDART_INF_F;
-  for (int p = 0; p < used; ++p) global_max = fmaxf(global_max, partials.max[part0 + p]);
-  for (int p = threadIdx.x; p < used; p += blockDim.x) {
-    const float difference = partials.max[part0 + p] - global_max;
-    weights[p] = base2_max ? exp2f(difference) : expf(difference);
+  float acc_first[kCombinePrefetch];  // splits 0 .. kCombinePrefetch - 1 of element d = tid
+#pragma unroll
+  for (int p = 0; p < kCombinePrefetch; ++p)
+    acc_first[p] = p < used && tid < head_dim ? partials.acc[(part0 + p) * head_dim + tid] : 0.0f;
+  const bool has_first = tid < used;
+  const float first_max = has_first ? partials.max[part0 + tid] : -CUDART_INF_F;
+  const float first_sum = has_first ? partials.sum[part0 + tid] : 0.0f;
+
+  float local_max = first_max;
+  for (int p = tid + kCombineThreads; p < used; p += kCombineThreads) local_max = fmaxf(local_max, partials.max[part0 + p]);
+  local_max = warp_max(local_max);
+  if (tid % 32 == 0) warp_maxima[tid / 32] = local_max;
+  __syncthreads();
+  float global_max = warp_maxima[0];
+#pragma unroll
+  for (int w = 1; w < kCombineThreads / 32; ++w) global_max = fmaxf(global_max, warp_maxima[w]);
+  // Every used split saw at least one key: its max is finite, and so is global_max.
+  auto weight = [&](float split_max) {
+    const float difference = split_max - global_max;
+    return base2_max ? exp2f(difference) : expf(difference);
+  };
+  if (has_first) {
+    weights[tid] = weight(first_max);
+    sums[tid] = first_sum;
+  }
+  for (int p = tid + kCombineThreads; p < used; p += kCombineThreads) {
+    weights[p] = weight(partials.max[part0 + p]);
+    sums[p] = partials.sum[part0 + p];
   }
   __syncthreads();
   float denominator = 0.0f;
-  for (int p = 0; p < used; ++p) denominator += weights[p] * partials.sum[part0 + p];
+  for (int p = 0; p < used; ++p) denominator = __fmaf_rn(weights[p], sums[p], denominator);
   const float inv = 1.0f / denominator;
-  const int64_t token = a.query_start[seq];
-  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+  for (int d = tid; d < head_dim; d += kCombineThreads) {
     float total = 0.0f;
-    for (int p = 0; p < used; ++p) total += weights[p] * partials.acc[(part0 + p) * head_dim + d];
+    int p = 0;
+    if (d == tid) {  // the prefetched splits
+#pragma unroll
+      for (int k = 0; k < kCombinePrefetch; ++k)
+        if (k < used) total = __fmaf_rn(weights[k], acc_first[k], total);
+      p = min(used, kCombinePrefetch);
+    }
+    for (; p < used; ++p) total = __fmaf_rn(weights[p], partials.acc[(part0 + p) * head_dim + d], total);
     a.out[token * a.num_heads * head_dim + static_cast<int64_t>(head) * head_dim + d] = from_float<T>(total * inv);
   }
 }
 
 template <class T, int D, int G>
 cudaError_t launch_decode_shape(const Args<T>& args, int num_seqs, const DecodePlan& plan, const Partials& partials,
-                                cudaStream_t stream) {
+                                cudaStream_t stream, bool pdl) {
   const int group = args.num_heads / args.num_kv_heads;
   const int group_chunks = (group + G - 1) / G;
   const dim3 grid(static_cast<unsigned>(args.num_kv_heads * group_chunks), static_cast<unsigned>(num_seqs),
                   static_cast<unsigned>(plan.num_splits));
-  decode_kernel<T, D, G><<<grid, kDecodeThreads, 0, stream>>>(args, group_chunks, plan, partials);
-  return cudaGetLastError();
+  return launch_kernel(pdl, decode_kernel<T, D, G>, grid, dim3(kDecodeThreads), 0, stream, args, group_chunks, plan,
+                       partials);
 }
 
 template <class T, int D>
 cudaError_t launch_decode_dim(const Args<T>& args, int num_seqs, const DecodePlan& plan, const Partials& partials,
-                              cudaStream_t stream) {
+                              cudaStream_t stream, bool pdl) {
   const int group = args.num_heads / args.num_kv_heads;
-  if (group <= 1) return launch_decode_shape<T, D, 1>(args, num_seqs, plan, partials, stream);
-  if (group <= 2) return launch_decode_shape<T, D, 2>(args, num_seqs, plan, partials, stream);
-  if (group <= 4) return launch_decode_shape<T, D, 4>(args, num_seqs, plan, partials, stream);
-  return launch_decode_shape<T, D, kMaxGroupChunk>(args, num_seqs, plan, partials, stream);
+  if (group <= 1) return launch_decode_shape<T, D, 1>(args, num_seqs, plan, partials, stream, pdl);
+  if (group <= 2) return launch_decode_shape<T, D, 2>(args, num_seqs, plan, partials, stream, pdl);
+  if (group <= 4) return launch_decode_shape<T, D, 4>(args, num_seqs, plan, partials, stream, pdl);
+  return launch_decode_shape<T, D, kMaxGroupChunk>(args, num_seqs, plan, partials, stream, pdl);
 }
 
 }  // namespace
 
 template <class T>
 cudaError_t launch_decode(const Args<T>& args, int head_dim, int num_seqs, const DecodePlan& plan,
-                          const Partials& partials, cudaStream_t stream) {
+                          const Partials& partials, cudaStream_t stream, bool pdl) {
   cudaError_t status = cudaSuccess;
   bool tensor_cores = false;
 #if TESSERA_DECODE_TENSOR_CORES
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
     tensor_cores = bf16_tensor_cores_available();
-    if (tensor_cores) status = launch_decode_tensor_core(args, head_dim, num_seqs, plan, partials, stream);
+    if (tensor_cores) status = launch_decode_tensor_core(args, head_dim, num_seqs, plan, partials, stream, pdl);
   }
 #endif
   if (!tensor_cores) {
-    status = head_dim == 64 ? launch_decode_dim<T, 64>(args, num_seqs, plan, partials, stream)
-                            : launch_decode_dim<T, 128>(args, num_seqs, plan, partials, stream);
+    status = head_dim == 64 ? launch_decode_dim<T, 64>(args, num_seqs, plan, partials, stream, pdl)
+                            : launch_decode_dim<T, 128>(args, num_seqs, plan, partials, stream, pdl);
   }
   if (status != cudaSuccess || plan.num_splits == 1) return status;
+  static_assert(kCombineThreads >= 128, "one thread per output element of a head (head_dim <= 128)");
   const dim3 grid(static_cast<unsigned>(args.num_heads), static_cast<unsigned>(num_seqs));
-  combine_kernel<T><<<grid, 128, plan.num_splits * sizeof(float), stream>>>(args, head_dim, plan, partials,
-                                                                          tensor_cores);
-  return cudaGetLastError();
+  return launch_kernel(pdl, combine_kernel<T>, grid, dim3(kCombineThreads), 2 * plan.num_splits * sizeof(float),
+                       stream, args, head_dim, plan, partials, tensor_cores);
 }
 
 template cudaError_t launch_decode<float>(const Args<float>&, int, int, const DecodePlan&, const Partials&,
-                                          cudaStream_t);
+                                          cudaStream_t, bool);
 template cudaError_t launch_decode<__nv_bfloat16>(const Args<__nv_bfloat16>&, int, int, const DecodePlan&,
-                                                  const Partials&, cudaStream_t);
+                                                  const Partials&, cudaStream_t, bool);
 
 }  // namespace tessera::kernels::cuda::paged

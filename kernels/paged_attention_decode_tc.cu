@@ -18,6 +18,13 @@
 //
 // Precision: as the tensor-core prefill kernel: BF16 products are exact, accumulation FP32, P rounded to BF16
 // (relative error <= 2^-9 per weight) for P V only; the row sums use the unrounded FP32 P.
+//
+// Programmatic dependent launch (launch_paged_attention's contract): before pdl_wait() a block reads its
+// sequence's step inputs and block table and starts the copies of the pipeline's first tiles, except the row of
+// the new token (position context_len - 1, which the KV write just before may still be writing); after the wait
+// it copies that row (when it lies in those tiles), reads q and goes on. At small batches the cache reads of the
+// old tokens thus overlap the RoPE / KV-write kernel, and only the new row and q (both in L2) are on the critical
+// path.
 #include "kernels/paged_attention_mma.cuh"
 
 namespace tessera::kernels::cuda::paged {
@@ -70,15 +77,18 @@ __device__ __forceinline__ void fetch_block_ids(int (&ids)[DecodeTcLayout<D>::kC
 }
 
 // Starts the copies of the K and V rows of one tile into a stage; rows at or past `end` are zero-filled (their
-// V rows meet P = 0, which must not be 0 * garbage).
+// V rows meet P = 0, which must not be 0 * garbage). Rows at positions in [deferred, end) are skipped (left for a
+// later copy_row_chunk); deferred >= end skips none.
 template <int D>
 __device__ __forceinline__ void issue_tile(bf16* stage, const Args<bf16>& a, const int (&ids)[DecodeTcLayout<D>::kCopyRows],
-                                           int tile_start, int end, int copy_row, int copy_chunk, int kv_head) {
+                                           int tile_start, int end, int deferred, int copy_row, int copy_chunk,
+                                           int kv_head) {
   using L = DecodeTcLayout<D>;
 #pragma unroll
   for (int i = 0; i < L::kCopyRows; ++i) {
     const int r = copy_row + i * L::kRowsPerPass;
     const int position = tile_start + r;
+    if (position >= deferred && position < end) continue;
     const bool valid = position < end;
     int64_t offset = 0;
     if (valid) {
@@ -89,6 +99,19 @@ __device__ __forceinline__ void issue_tile(bf16* stage, const Args<bf16>& a, con
     cp_async16(smem_address(stage + smem_offset), a.key_cache + offset, valid);
     cp_async16(smem_address(stage + L::kTileElems + smem_offset), a.value_cache + offset, valid);
   }
+}
+
+// Starts the copy of this thread's 16-byte chunk of the K and V rows of `position` (block id `block`) into row
+// `row` of a stage.
+template <int D>
+__device__ __forceinline__ void copy_row_chunk(bf16* stage, const Args<bf16>& a, int block, int position, int row,
+                                               int copy_chunk, int kv_head) {
+  using L = DecodeTcLayout<D>;
+  const int64_t slot = static_cast<int64_t>(block) * a.block_size + position % a.block_size;
+  const int64_t offset = (slot * a.num_kv_heads + kv_head) * D + copy_chunk * 8;
+  const int smem_offset = row * L::kStride + copy_chunk * 8;
+  cp_async16(smem_address(stage + smem_offset), a.key_cache + offset, true);
+  cp_async16(smem_address(stage + L::kTileElems + smem_offset), a.value_cache + offset, true);
 }
 
 template <int D>
@@ -102,11 +125,15 @@ __global__ void __launch_bounds__(kThreads, 2)
   constexpr int kOutTiles = D / 8;  // n-tiles of O
 
   const int seq = blockIdx.y;
-  // All per-sequence metadata loads issued together (one memory latency, not three in a row).
+  // All per-sequence metadata loads issued together (one memory latency, not three in a row). Step inputs: no
+  // kernel of the chain writes them, so they are read before pdl_wait().
   const int query_len = a.query_len[seq];
   const int context = a.context_len[seq];
   const int64_t token = a.query_start[seq];
-  if (query_len != 1) return;  // prefill sequences (and query_len 0 padding) are not ours
+  if (query_len != 1) {  // prefill sequences (and query_len 0 padding) are not ours
+    pdl_wait();          // (every thread waits before exiting: see cuda_common.cuh)
+    return;
+  }
   const int group = a.num_heads / a.num_kv_heads;
   const int kv_head = static_cast<int>(blockIdx.x) / group_chunks;
   const int head0 = kv_head * group + (static_cast<int>(blockIdx.x) % group_chunks) * kHeadRows;
@@ -116,8 +143,12 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int split = blockIdx.z;
   const int begin = first + split * plan.partition;
   const int end = split == plan.num_splits - 1 ? context : min(context, begin + plan.partition);
-  if (begin >= end) return;  // a split past this sequence's visible range: the combine never reads it
+  if (begin >= end) {  // a split past this sequence's visible range: the combine never reads it
+    pdl_wait();
+    return;
+  }
   const int num_tiles = (end - begin + kTileKeys - 1) / kTileKeys;
+  const int fresh = context - 1;  // the new token: its K/V row may still be in the making before pdl_wait()
 
   extern __shared__ uint4 decode_tc_smem[];  // 16-byte aligned
   bf16* stages = reinterpret_cast<bf16*>(decode_tc_smem);
@@ -131,15 +162,31 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int copy_chunk = tid % L::kChunksPerRow;
   const int32_t* table = a.block_tables + static_cast<int64_t>(seq) * a.max_blocks_per_seq;
 
-  // Pipeline prologue: tiles 0 .. kStages - 2 in flight, block ids of tile kStages - 1 in registers.
+  // Pipeline prologue: tiles 0 .. kStages - 2 in flight (without the new token's row), block ids of tile
+  // kStages - 1 in registers. All of it before pdl_wait(): old cache rows and block tables only.
   int ids[L::kCopyRows];
   fetch_block_ids<D>(ids, table, begin, end, copy_row, a.block_size);
 #pragma unroll
   for (int t = 0; t < kStages - 1; ++t) {
     if (t < num_tiles)
-      issue_tile<D>(stages + t * L::kStageElems, a, ids, begin + t * kTileKeys, end, copy_row, copy_chunk, kv_head);
+      issue_tile<D>(stages + t * L::kStageElems, a, ids, begin + t * kTileKeys, end, fresh, copy_row, copy_chunk,
+                    kv_head);
     cp_async_commit();  // possibly empty: keeps the group count uniform for the waits
     fetch_block_ids<D>(ids, table, begin + (t + 1) * kTileKeys, end, copy_row, a.block_size);
+  }
+  // The new token's row, when the prologue skipped it: its tile and row, and this thread's part in copying it.
+  // (fresh = end - 1 in the split that holds it, the last one; later tiles are issued after the wait anyway.)
+  const int fresh_tile = (fresh - begin) / kTileKeys;
+  const int fresh_row = fresh - begin - fresh_tile * kTileKeys;
+  const bool copies_fresh = fresh >= begin && fresh < end && fresh_tile < kStages - 1 &&
+                            fresh_row % L::kRowsPerPass == copy_row;
+  const int fresh_block = copies_fresh ? __ldg(table + fresh / a.block_size) : 0;
+  pdl_launch_dependents();  // after this block's own loads are under way
+  pdl_wait();               // q, the new token's K/V row, the workspace and out from here on
+  if (copies_fresh) {
+    copy_row_chunk<D>(stages + fresh_tile * L::kStageElems, a, fresh_block, fresh, fresh_row, copy_chunk, kv_head);
+    cp_async_commit();
+    cp_async_wait<0>();  // this thread's copies of the prologue tiles too; the loop's barrier publishes them
   }
 
   // Q fragments (A operand, rows = query heads): a0/a2 row quad_row, a1/a3 row quad_row + 8; columns
@@ -180,7 +227,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int next = j + kStages - 1;
     const int next_stage = stage == 0 ? kStages - 1 : stage - 1;  // (stage + kStages - 1) % kStages
     if (next < num_tiles)
-      issue_tile<D>(stages + next_stage * L::kStageElems, a, ids, begin + next * kTileKeys, end, copy_row,
+      issue_tile<D>(stages + next_stage * L::kStageElems, a, ids, begin + next * kTileKeys, end, end, copy_row,
                     copy_chunk, kv_head);
     cp_async_commit();
     fetch_block_ids<D>(ids, table, begin + (next + 1) * kTileKeys, end, copy_row, a.block_size);
@@ -301,7 +348,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 
 template <int D>
 cudaError_t launch_tc_dim(const Args<bf16>& args, int num_seqs, const DecodePlan& plan, const Partials& partials,
-                          cudaStream_t stream) {
+                          cudaStream_t stream, bool pdl) {
   constexpr size_t bytes = DecodeTcLayout<D>::kSmemBytes;
   cudaError_t status =
       cudaFuncSetAttribute(decode_tc_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
@@ -314,16 +361,16 @@ cudaError_t launch_tc_dim(const Args<bf16>& args, int num_seqs, const DecodePlan
   const int group_chunks = (group + kHeadRows - 1) / kHeadRows;
   const dim3 grid(static_cast<unsigned>(args.num_kv_heads * group_chunks), static_cast<unsigned>(num_seqs),
                   static_cast<unsigned>(plan.num_splits));
-  decode_tc_kernel<D><<<grid, kThreads, bytes, stream>>>(args, group_chunks, plan, partials);
-  return cudaGetLastError();
+  return launch_kernel(pdl, decode_tc_kernel<D>, grid, dim3(kThreads), bytes, stream, args, group_chunks, plan,
+                       partials);
 }
 
 }  // namespace
 
 cudaError_t launch_decode_tensor_core(const Args<bf16>& args, int head_dim, int num_seqs, const DecodePlan& plan,
-                                      const Partials& partials, cudaStream_t stream) {
-  return head_dim == 64 ? launch_tc_dim<64>(args, num_seqs, plan, partials, stream)
-                        : launch_tc_dim<128>(args, num_seqs, plan, partials, stream);
+                                      const Partials& partials, cudaStream_t stream, bool pdl) {
+  return head_dim == 64 ? launch_tc_dim<64>(args, num_seqs, plan, partials, stream, pdl)
+                        : launch_tc_dim<128>(args, num_seqs, plan, partials, stream, pdl);
 }
 
 }  // namespace tessera::kernels::cuda::paged

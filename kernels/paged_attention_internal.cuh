@@ -103,15 +103,18 @@ inline constexpr int kDecodeTcHeads = 16;
 // query_len != 1 are skipped (the prefill kernel takes them). Defined in paged_attention_decode.cu.
 // BF16 on sm_80+ takes the tensor-core kernel (launch_decode_tensor_core) unless built with
 // TESSERA_DECODE_TENSOR_CORES=0; FP32 (and older GPUs) the CUDA-core kernel.
+// pdl: the decode kernel and the combine launch with programmatic dependent launch (launch_paged_attention's
+// contract: step inputs and the cache rows before each decode sequence's last position may be read before
+// pdl_wait()).
 template <class T>
 cudaError_t launch_decode(const Args<T>& args, int head_dim, int num_seqs, const DecodePlan& plan,
-                          const Partials& partials, cudaStream_t stream);
+                          const Partials& partials, cudaStream_t stream, bool pdl);
 
 // Tensor-core decode kernel (BF16): one block per (sequence, kv head, chunk of <= 16 query heads, split), K/V tiles
 // gathered by a multi-stage cp.async pipeline. Partial maxima in base-2 units. Launches the decode kernel only
 // (the caller launches the combine). Defined in paged_attention_decode_tc.cu.
 cudaError_t launch_decode_tensor_core(const Args<__nv_bfloat16>& args, int head_dim, int num_seqs,
-                                      const DecodePlan& plan, const Partials& partials, cudaStream_t stream);
+                                      const DecodePlan& plan, const Partials& partials, cudaStream_t stream, bool pdl);
 
 // Prefill path: one block per (tile of 64 (token, head-of-group) rows, kv head, sequence). Sequences whose
 // query_len <= 1 are skipped. Defined in paged_attention_prefill.cu.

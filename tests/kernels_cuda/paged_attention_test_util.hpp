@@ -123,11 +123,36 @@ class AttentionProblem {
   // Unwritten output rows read back as NaN.
   void poison_output() { cudaMemset(d_out_->get(), 0xff, d_out_->size() * sizeof(T)); }
 
-  cudaError_t launch(cudaStream_t stream) const {
+  cudaError_t launch(cudaStream_t stream, bool pdl = false) const {
     return kernels::cuda::launch_paged_attention<T>(
         d_q_->get(), q_stride_, d_key_->get(), d_value_->get(), layout_, d_start_->get(), d_qlen_->get(),
         d_ctx_->get(), d_tables_->get(), max_blocks_per_seq_, static_cast<int>(spec_.seqs.size()), num_tokens_,
-        max_query_len_, max_context_len_, params_, d_out_->get(), d_ws_->get(), workspace_bytes_, stream);
+        max_query_len_, max_context_len_, params_, d_out_->get(), d_ws_->get(), workspace_bytes_, stream, pdl);
+  }
+
+  // For tests that chain other kernels around the launch: the device arrays the launch reads and writes, and the
+  // host values the caches and q rows hold.
+  T* device_q() const { return d_q_->get(); }
+  T* device_key_cache() const { return d_key_->get(); }
+  T* device_value_cache() const { return d_value_->get(); }
+  const kernels::KvCacheLayout& layout() const { return layout_; }
+  int64_t q_stride() const { return q_stride_; }
+  int64_t num_tokens() const { return num_tokens_; }
+  const std::vector<float>& q_rows() const { return q_rows_; }  // [num_tokens][q_stride]
+  const std::vector<float>& key_cache() const { return key_cache_; }
+  const std::vector<float>& value_cache() const { return value_cache_; }
+  std::vector<T> output() const { return d_out_->download(); }
+  // Per sequence, the flat cache slot of its newest token (position context_len - 1) under the current context
+  // lengths, or -1 when it has none (context 0).
+  std::vector<int64_t> newest_slots() const {
+    std::vector<int64_t> slots(spec_.seqs.size(), -1);
+    for (size_t s = 0; s < slots.size(); ++s) {
+      const int position = context_len_[s] - 1;
+      if (position < 0) continue;
+      const int32_t block = tables_[s * max_blocks_per_seq_ + position / spec_.block_size];
+      slots[s] = static_cast<int64_t>(block) * spec_.block_size + position % spec_.block_size;
+    }
+    return slots;
   }
 
   // CPU oracle output for the current context lengths.

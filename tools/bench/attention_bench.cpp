@@ -1,10 +1,13 @@
 // tessera-attention-bench: the decode path of launch_paged_attention alone, at the Llama-3.1-8B attention shape
-// (32 query heads, 8 kv heads, head_dim 128, BF16, block size 16) for batch x context in {1x128, 1x2048, 1x8192,
-// 64x1000, 256x1000, 256x2000}. Random BF16 K/V cache, random (shuffled) block tables, every sequence at the
+// (32 query heads, 8 kv heads, head_dim 128, BF16, block size 16) for batch x context in {1x128, 1x130, 1x2048,
+// 1x8192, 8x1000, 64x1000, 256x1000, 256x2000}. Random BF16 K/V cache, random (shuffled) block tables, every sequence at the
 // same context. Each timed run is one launch (decode kernel + split combine), timed with CUDA events after an L2
 // flush, median of 20 after 5 warm-up runs. Each case runs twice: max_context_len = the context, and the
-// power-of-two bucket above it (as a captured CUDA graph would pass). Prints one JSON object per case:
-// ms per launch, GB read (K + V bytes of the visible contexts) and the effective TB/s.
+// bucket a captured CUDA graph of the executor passes (the power of two above it, at least 512). Prints one JSON object per case:
+// ms per launch, GB read (K + V bytes of the visible contexts) and the effective TB/s. Then, under the bucket, a
+// chain of 32 launches back to back (one per layer, each over its own cache blocks while they fit), timed as a
+// whole after an L2 flush, per launch: launched normally (chain_ms) and with programmatic dependent launch
+// (chain_pdl_ms), where each launch overlaps the end of the previous one as in a decode step.
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
@@ -29,6 +32,8 @@ constexpr int kHeadDim = 128;
 constexpr int kBlockSize = 16;
 constexpr int kWarmup = 5;
 constexpr int kRepeat = 20;
+constexpr int kChainLayers = 32;
+constexpr int kMinGraphContext = 512;  // the executor's smallest graph context bucket (GraphBuckets::min_context)
 constexpr size_t kL2FlushBytes = size_t{256} << 20;  // several times the H100's 50 MB L2
 
 void check(cudaError_t status, const char* what) {
@@ -81,18 +86,31 @@ struct Cache {
   const __nv_bfloat16* value;
 };
 
-// Median milliseconds of one decode launch for `batch` sequences at `context` tokens under `max_context_len`.
-double time_case(const Case& c, int max_context_len, const Cache& cache, const Device& flush, cudaStream_t stream,
-                 std::mt19937& rng) {
+struct Timing {
+  double ms = 0;             // one launch, median
+  double chain_ms = 0;       // per launch of a 32-launch chain, median
+  double chain_pdl_ms = 0;   // the same with programmatic dependent launch
+};
+
+// Milliseconds of decode launches for `batch` sequences at `context` tokens under `max_context_len`.
+Timing time_case(const Case& c, int max_context_len, const Cache& cache, const Device& flush, cudaStream_t stream,
+                 std::mt19937& rng, bool chains) {
   const int blocks_per_seq = (max_context_len + kBlockSize - 1) / kBlockSize;  // row stride of the tables
   const int used_blocks = (c.context + kBlockSize - 1) / kBlockSize;
+  const int64_t need = int64_t{c.batch} * used_blocks;  // cache blocks one launch reads
   std::vector<int32_t> ids(static_cast<size_t>(cache.num_blocks));
   std::iota(ids.begin(), ids.end(), 0);
   std::shuffle(ids.begin(), ids.end(), rng);
-  std::vector<int32_t> tables(static_cast<size_t>(c.batch) * blocks_per_seq, 0);
-  for (int s = 0; s < c.batch; ++s)
-    for (int b = 0; b < used_blocks; ++b)
-      tables[static_cast<size_t>(s) * blocks_per_seq + b] = ids[static_cast<size_t>(s) * used_blocks + b];
+  // Layer l's tables: their own blocks while kChainLayers * need fit the cache, else shared.
+  const size_t table_size = static_cast<size_t>(c.batch) * blocks_per_seq;
+  std::vector<int32_t> tables(kChainLayers * table_size, 0);
+  for (int l = 0; l < kChainLayers; ++l) {
+    const int64_t first = kChainLayers * need <= cache.num_blocks ? l * need : 0;
+    for (int s = 0; s < c.batch; ++s)
+      for (int b = 0; b < used_blocks; ++b)
+        tables[l * table_size + static_cast<size_t>(s) * blocks_per_seq + b] =
+            ids[static_cast<size_t>(first + int64_t{s} * used_blocks + b)];
+  }
   std::vector<int32_t> query_start(c.batch), query_len(c.batch, 1), context_len(c.batch, c.context);
   std::iota(query_start.begin(), query_start.end(), 0);
 
@@ -115,40 +133,51 @@ double time_case(const Case& c, int max_context_len, const Cache& cache, const D
   tessera::kernels::AttentionParams params;
   params.num_heads = kHeads;
   params.scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
-  auto launch = [&] {
+  auto launch = [&](int layer, bool pdl) {
     check(tessera::kernels::cuda::launch_paged_attention<__nv_bfloat16>(
               q.as<__nv_bfloat16>(), static_cast<int64_t>(row), cache.key, cache.value, layout, meta, meta + c.batch,
-              meta + 2 * c.batch, d_tables.as<int32_t>(), blocks_per_seq, c.batch, c.batch, 1, max_context_len, params,
-              out.as<__nv_bfloat16>(), workspace.as<void>(), ws_bytes, stream),
+              meta + 2 * c.batch, d_tables.as<int32_t>() + layer * table_size, blocks_per_seq, c.batch, c.batch, 1,
+              max_context_len, params, out.as<__nv_bfloat16>(), workspace.as<void>(), ws_bytes, stream, pdl),
           "launch_paged_attention");
   };
 
   cudaEvent_t start, stop;
   check(cudaEventCreate(&start), "event");
   check(cudaEventCreate(&stop), "event");
-  for (int i = 0; i < kWarmup; ++i) launch();
-  std::vector<float> times;
-  for (int i = 0; i < kRepeat; ++i) {
-    check(cudaMemsetAsync(flush.as<void>(), i & 0xff, kL2FlushBytes, stream), "L2 flush");
-    check(cudaEventRecord(start, stream), "record");
-    launch();
-    check(cudaEventRecord(stop, stream), "record");
-    check(cudaEventSynchronize(stop), "sync");
-    float ms = 0;
-    check(cudaEventElapsedTime(&ms, start, stop), "elapsed");
-    times.push_back(ms);
+  // Median of kRepeat timings of `layers` launches after an L2 flush, per launch.
+  auto median_ms = [&](int layers, bool pdl) {
+    for (int i = 0; i < kWarmup; ++i) launch(i % layers, pdl);
+    std::vector<float> times;
+    for (int i = 0; i < kRepeat; ++i) {
+      check(cudaMemsetAsync(flush.as<void>(), i & 0xff, kL2FlushBytes, stream), "L2 flush");
+      check(cudaEventRecord(start, stream), "record");
+      for (int l = 0; l < layers; ++l) launch(l, pdl);
+      check(cudaEventRecord(stop, stream), "record");
+      check(cudaEventSynchronize(stop), "sync");
+      float ms = 0;
+      check(cudaEventElapsedTime(&ms, start, stop), "elapsed");
+      times.push_back(ms / static_cast<float>(layers));
+    }
+    std::sort(times.begin(), times.end());
+    return static_cast<double>(times[times.size() / 2]);
+  };
+  Timing timing;
+  timing.ms = median_ms(1, false);
+  if (chains) {
+    timing.chain_ms = median_ms(kChainLayers, false);
+    timing.chain_pdl_ms = median_ms(kChainLayers, true);
   }
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  return timing;
 }
 
 }  // namespace
 
 int main() {
   try {
-    const std::vector<Case> cases = {{1, 128}, {1, 2048}, {1, 8192}, {64, 1000}, {256, 1000}, {256, 2000}};
+    const std::vector<Case> cases = {{1, 128}, {1, 130}, {1, 2048}, {1, 8192}, {8, 1000}, {64, 1000}, {256, 1000},
+                                     {256, 2000}};
     int64_t num_blocks = 0;
     for (const Case& c : cases)
       num_blocks = std::max<int64_t>(num_blocks, int64_t{c.batch} * ((c.context + kBlockSize - 1) / kBlockSize));
@@ -166,9 +195,10 @@ int main() {
 
     for (const Case& c : cases) {
       const double gb = 2.0 * c.batch * c.context * kKvHeads * kHeadDim * sizeof(__nv_bfloat16) / 1e9;
-      const double ms = time_case(c, c.context, cache, flush, stream, rng);
-      const int bucket = next_power_of_two(c.context);
-      const double bucket_ms = time_case(c, bucket, cache, flush, stream, rng);
+      const double ms = time_case(c, c.context, cache, flush, stream, rng, false).ms;
+      const int bucket = std::max(next_power_of_two(c.context), kMinGraphContext);
+      const Timing bucketed = time_case(c, bucket, cache, flush, stream, rng, true);
+      const double bucket_ms = bucketed.ms;
       nlohmann::json line = {{"bench", "paged_attention_decode"},
                              {"device", prop.name},
                              {"dtype", "bf16"},
@@ -185,6 +215,9 @@ int main() {
                              {"bucket_max_context_len", bucket},
                              {"bucket_ms", bucket_ms},
                              {"bucket_tb_per_s", gb / bucket_ms},
+                             {"chain_ms", bucketed.chain_ms},
+                             {"chain_pdl_ms", bucketed.chain_pdl_ms},
+                             {"chain_pdl_step_ms_32_layers", 32 * bucketed.chain_pdl_ms},
                              {"repeats", kRepeat}};
       std::printf("%s\n", line.dump().c_str());
       std::fflush(stdout);
