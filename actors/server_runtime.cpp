@@ -220,11 +220,9 @@ void ServerRuntime::shutdown(std::chrono::milliseconds grace) {
     wait_until([&] { return bridge.num_live_requests() == 0; }, std::chrono::milliseconds(2000));
   }
   bridge.stop();
-  // civetweb 1.15 (Debian 12) takes up to 2 s to stop once it has served a request: stop it while the actors stop.
-  std::thread endpoint_stop([endpoint = std::move(impl_->metrics_endpoint)]() mutable { endpoint.reset(); });
+  impl_->metrics_endpoint.reset();
   impl_->stop_actors();
   impl_->bridge.reset();
-  endpoint_stop.join();
   spdlog::info("stopped");
 }
 

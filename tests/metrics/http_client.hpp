@@ -71,6 +71,19 @@ inline HttpResponse http_get(int port, const std::string& path_and_query,
   return response;
 }
 
+// A TCP connection to 127.0.0.1:PORT that sends nothing (a stuck scraper); -1 on failure. close_fd() ends it.
+inline int connect_only(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in address = loopback(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+inline void close_fd(int fd) { ::close(fd); }
+
 inline std::string url_encode(std::string_view text) {
   std::string out;
   for (unsigned char c : text) {

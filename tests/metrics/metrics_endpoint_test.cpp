@@ -1,5 +1,4 @@
 // The /metrics endpoint: serves the exposition over HTTP, and a port in use is a tessera::Error (not an abort).
-// One test: civetweb 1.15 takes up to 2 s to stop once it has served a request.
 #include <gtest/gtest.h>
 
 #include "core/common/error.hpp"
@@ -34,6 +33,19 @@ TEST(MetricsEndpointTest, ServesTheExpositionAndAPortInUseIsAClearError) {
   const test::Exposition e(response.body);
   EXPECT_EQ(e.value("tessera_requests_total", {{"outcome", "length"}}), 1);
   EXPECT_EQ(test::http_get(endpoint.port(), "/nothing").status, 404);
+  EXPECT_EQ(test::http_get(endpoint.port(), "/metrics?x=1").status, 200);
+}
+
+// A client that connects and sends nothing does not block scrapes for longer than the read timeout, and an
+// endpoint with an open idle connection still stops promptly.
+TEST(MetricsEndpointTest, AnIdleConnectionDoesNotWedgeTheEndpoint) {
+  auto metrics = std::make_shared<ServingMetrics>(ServingMetricsOptions{});
+  auto endpoint = std::make_unique<MetricsEndpoint>("127.0.0.1", 0, metrics);
+  const int idle = test::connect_only(endpoint->port());
+  ASSERT_GE(idle, 0);
+  EXPECT_EQ(test::http_get(endpoint->port(), "/metrics").status, 200);  // answered once the idle one times out
+  test::close_fd(idle);
+  endpoint.reset();
 }
 
 }  // namespace
