@@ -14,12 +14,20 @@
 // Summation order: group lane L (= warp-in-group * 32 + lane) adds the 16-byte vectors L, L+32S, L+64S, ... of the
 // row in increasing order (elements of a vector in order, fused multiply-add), then a fixed xor-butterfly over the
 // 32 lanes of each warp, then the S warp partials in warp order ((p0 + p1) + p2) + p3. That order depends only on
-// `in` and S (a function of in and out), never on R, O, U or the fused SwiGLU, so a row's result is bit-identical
-// whether it is computed alone or with up to 7 others, fused or after launch_swiglu.
+// `in` and S (a function of in and out), never on R, O, U or where x comes from, so a row's result is
+// bit-identical whether it is computed alone or with up to 7 others, with the SwiGLU or the RMSNorm fused or not.
+//
+// Where x comes from (XSource): plain rows; the SwiGLU of a fused gate/up row (computed per element on the fly);
+// or RMSNorm'ed rows (the norm of the residual stream, fused): after pdl_wait() every block computes the normalized
+// rows itself into shared memory (R x in of T) with the norm kernels' own arithmetic and reduction order
+// (kernels/rms_norm.cuh), and block 0 also stores the new residual row.
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/cuda_common.cuh"
 #include "kernels/linear.hpp"
+#include "kernels/rms_norm.cuh"
+#include "kernels/vector_pack.cuh"
 
 namespace tessera::kernels::cuda {
 
@@ -64,17 +72,33 @@ struct Vec16<__nv_bfloat16> {
   }
 };
 
-// Vector v of activation row r, in FP32. Plain: x is [R][in]. SwiGLU: x is [R][2 * in] = gate | up per row, and
-// the activation is silu_mul rounded to T, exactly what launch_swiglu would have stored.
-template <class T, bool kSwiglu>
+enum class XSource { kPlain, kSwiglu, kNormed };
+
+// The fused RMSNorm's inputs (XSource::kNormed; unused otherwise). See launch_linear_few_rows_norm.
+template <class T>
+struct NormInput {
+  const T* residual = nullptr;  // [R][in]
+  const T* delta = nullptr;     // [R][in], or null: no add
+  const T* weight = nullptr;    // [in]
+  T* residual_out = nullptr;    // [R][in], or null; written by block 0
+  float eps = 0.0f;
+  int threads = 32;             // block size of the norm kernels for this row length (their reduction order)
+};
+
+// Vector v of activation row r, in FP32. Plain: x is [R][in] (global). SwiGLU: x is [R][2 * in] = gate | up per
+// row, and the activation is silu_mul rounded to T, exactly what launch_swiglu would have stored. Normed: x is the
+// block's staged rows [R][in] in shared memory.
+template <class T, XSource kSource>
 struct XReader {
   static constexpr int kN = Vec16<T>::kElements;
   const uint4* __restrict__ x;
   int64_t vecs;  // 16-byte vectors per activation row (in / kN)
 
   __device__ __forceinline__ void read(int r, int64_t v, float (&xf)[kN]) const {
-    if constexpr (!kSwiglu) {
+    if constexpr (kSource == XSource::kPlain) {
       Vec16<T>::unpack(__ldg(x + r * vecs + v), xf);
+    } else if constexpr (kSource == XSource::kNormed) {
+      Vec16<T>::unpack(x[r * vecs + v], xf);
     } else {
       const uint4* row = x + 2 * r * vecs;
       float g[kN], u[kN];
@@ -138,16 +162,103 @@ __device__ __forceinline__ void l2_prefetch_share(const char* data, int64_t byte
 #endif
 }
 
+// 16-byte global -> shared copies that bypass L1 and registers (sm_80+), for the fused norm's rows.
+__device__ __forceinline__ void copy_to_shared(uint4* dst, const uint4* src, int64_t vectors) {
+  for (int64_t v = threadIdx.x; v < vectors; v += blockDim.x) {
+    const uint32_t address = static_cast<uint32_t>(__cvta_generic_to_shared(dst + v));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(address), "l"(src + v) : "memory");
+  }
+}
+__device__ __forceinline__ void wait_shared_copies() {
+  asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;\n" ::: "memory");
+}
+
+// Shared memory of the fused norm (16-byte vectors): x rows [R][vecs] (the residual rows, then s, then the
+// normalized rows, in place), delta rows [R][vecs] (only with a delta), the norm weight [vecs].
+constexpr int64_t norm_weight_offset(int rows, int64_t vecs, bool has_delta) { return (has_delta ? 2 : 1) * rows * vecs; }
+
+// Stages the R normalized rows x[r] = rms_norm(s[r]) * weight at the front of `staged`, where s = residual + delta
+// stored as T (no delta: s = residual), with the arithmetic of the vectorized add_rms_norm / rms_norm kernels run
+// with norm.threads threads per row: the same float operations (kernels/rms_norm.cuh) and the same sum-of-squares
+// order (thread t of norm.threads adds packs t, t + threads, ...; block_sum's butterfly within each of its warps,
+// then over the warp sums), the norm kernel's warps played by this block's warps in turn. residual_out (null
+// unless this block writes it) receives s. The norm weight's copy into `staged` was started before (it is a
+// weight: before pdl_wait()). Every thread calls it; it ends with a barrier.
+template <class T, int R>
+__device__ __forceinline__ void stage_normed_rows(const NormInput<T>& norm_in, T* residual_out, int64_t in,
+                                                  uint4* staged, float (&sums)[R][32], float (&inv)[R]) {
+  constexpr int N = Vec16<T>::kElements;
+  constexpr int kThreads = kWarpsPerBlock * 32;
+  const int64_t packs = in / N;
+  const bool has_delta = norm_in.delta != nullptr;
+  T* rows = reinterpret_cast<T*>(staged);
+  const T* deltas = reinterpret_cast<const T*>(staged + R * packs);
+  const T* weight = reinterpret_cast<const T*>(staged + norm_weight_offset(R, packs, has_delta));
+  copy_to_shared(staged, reinterpret_cast<const uint4*>(norm_in.residual), R * packs);
+  if (has_delta) copy_to_shared(staged + R * packs, reinterpret_cast<const uint4*>(norm_in.delta), R * packs);
+  wait_shared_copies();
+  __syncthreads();
+
+  const int lane = static_cast<int>(threadIdx.x & 31);
+  const int warp = static_cast<int>(threadIdx.x >> 5);
+  const int norm_warps = norm_in.threads / 32;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    T* row = rows + r * in;
+    const T* delta = deltas + r * in;
+    T* row_out = residual_out != nullptr ? residual_out + r * in : nullptr;
+    for (int w = warp; w < norm_warps; w += kWarpsPerBlock) {
+      // s = residual + delta (each pack visited once), stored, and its squares summed in the norm kernels' order.
+      float sum = norm::thread_sum_of_squares<T, N>(w * 32 + lane, norm_in.threads, packs, [&](int64_t p) {
+        Pack<T, N> v = load_pack<T, N>(row, p);
+        if (has_delta) {
+          const Pack<T, N> d = load_pack<T, N>(delta, p);
+#pragma unroll
+          for (int j = 0; j < N; ++j) v.v[j] = norm::add_residual(v.v[j], d.v[j]);
+          store_pack<T, N>(row, p, v);
+        }
+        if (row_out != nullptr) store_pack<T, N>(row_out, p, v);
+        return v;
+      });
+      sum = warp_sum(sum);
+      if (lane == 0) sums[r][w] = sum;
+    }
+  }
+  __syncthreads();
+  for (int r = warp; r < R; r += kWarpsPerBlock) {
+    float total = lane < norm_warps ? sums[r][lane] : 0.0f;  // block_sum's second butterfly
+    total = warp_sum(total);
+    if (lane == 0) inv[r] = norm::inv_rms(total, in, norm_in.eps);
+  }
+  __syncthreads();
+  // x = s * inv_rms * weight, in place.
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    T* row = rows + r * in;
+    const float row_inv = inv[r];
+    for (int64_t p = threadIdx.x; p < packs; p += kThreads) {
+      const Pack<T, N> v = load_pack<T, N>(row, p);
+      const Pack<T, N> w = load_pack<T, N>(weight, p);
+      Pack<T, N> o;
+#pragma unroll
+      for (int j = 0; j < N; ++j) o.v[j] = norm::normalize(v.v[j], row_inv, w.v[j]);
+      store_pack<T, N>(row, p, o);
+    }
+  }
+  __syncthreads();
+}
+
 // R activation rows, O output rows per warp group, U vectors per output row per chunk, `split` (S) warps per group
-// (1, 2 or 4: divides kWarpsPerBlock).
-template <class T, int R, int O, int U, bool kSwiglu>
+// (1, 2 or 4: divides kWarpsPerBlock). Dynamic shared memory: XSource::kNormed's staging (norm_shared_bytes), else 0.
+template <class T, int R, int O, int U, XSource kSource>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     linear_few_rows_kernel(const T* __restrict__ x, const T* __restrict__ weight, void* __restrict__ y, bool y_f32,
                            int64_t in, int64_t out, int split, const char* __restrict__ prefetch,
-                           int64_t prefetch_bytes) {
+                           int64_t prefetch_bytes, NormInput<T> norm_in) {
   static_assert(R * O <= 32, "one lane stores each (activation row, output row) pair");
   constexpr int kN = Vec16<T>::kElements;
   __shared__ float partial[kWarpsPerBlock][32];  // per warp: its sum of pair j in slot j (split > 1 only)
+  extern __shared__ uint4 staged_rows[];         // XSource::kNormed: the normalized rows
   pdl_launch_dependents();
   const int lane = static_cast<int>(threadIdx.x & 31);
   const int warp = static_cast<int>(threadIdx.x >> 5);
@@ -167,11 +278,23 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     const int64_t row = row0 + o < out ? row0 + o : out - 1;
     w_rows[o] = reinterpret_cast<const uint4*>(weight + row * in);
   }
-  const XReader<T, kSwiglu> x_reader{reinterpret_cast<const uint4*>(x), vecs};
-
   uint4 w[U][O];
   load_chunk<U, O>(w, w_rows, 0, stride, first, vecs);  // weights only: no earlier kernel writes them
-  pdl_wait();                                           // x (and y) from here on
+  if constexpr (kSource == XSource::kNormed) {          // the norm weight too
+    copy_to_shared(staged_rows + norm_weight_offset(R, vecs, norm_in.delta != nullptr),
+                   reinterpret_cast<const uint4*>(norm_in.weight), vecs);
+  }
+  pdl_wait();  // x (and y) from here on
+
+  const uint4* x_rows = reinterpret_cast<const uint4*>(x);
+  if constexpr (kSource == XSource::kNormed) {
+    __shared__ float norm_sums[R][32];
+    __shared__ float norm_inv[R];
+    stage_normed_rows<T, R>(norm_in, blockIdx.x == 0 ? norm_in.residual_out : nullptr, in, staged_rows, norm_sums,
+                            norm_inv);
+    x_rows = staged_rows;
+  }
+  const XReader<T, kSource> x_reader{x_rows, vecs};
 
   float acc[R][O];
 #pragma unroll
@@ -225,9 +348,19 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   if (prefetch_bytes > 0 && threadIdx.x == 0) l2_prefetch_share(prefetch, prefetch_bytes);
 }
 
-template <class T, int R, bool kSwiglu>
+// Static shared memory of the kernel besides the staged rows, at most (partials and the norm's scratch).
+constexpr size_t kStaticSharedBytes = sizeof(float) * (kWarpsPerBlock * 32 + kMaxFewRows * 33);
+
+// Dynamic shared memory of the fused norm (see norm_weight_offset).
+size_t norm_shared_bytes(int64_t rows, int64_t in, size_t element_bytes, bool has_delta) {
+  return static_cast<size_t>((has_delta ? 2 : 1) * rows + 1) * static_cast<size_t>(in) * element_bytes;
+}
+
+template <class T, int R, XSource kSource>
 cudaError_t launch_for_rows(const T* x, const T* weight, void* y, bool y_f32, int64_t in, int64_t out,
-                            cudaStream_t stream, bool pdl, const char* prefetch, int64_t prefetch_bytes) {
+                            cudaStream_t stream, bool pdl, const char* prefetch, int64_t prefetch_bytes,
+                            const NormInput<T>& norm_in) {
+  constexpr bool kSwiglu = kSource == XSource::kSwiglu;
   // More output rows per warp amortize the x reads when there are many activation rows (and the SiLU the fused
   // kernel evaluates per x element); fewer keep the grid big. O*U = 8 sixteen-byte loads in flight per lane (4 for
   // the fused kernel above 4 rows, whose gate/up reads would otherwise spill registers).
@@ -239,33 +372,48 @@ cudaError_t launch_for_rows(const T* x, const T* weight, void* y, bool y_f32, in
   const int64_t groups_per_block = kWarpsPerBlock / split;
   const int64_t blocks = (groups + groups_per_block - 1) / groups_per_block;
   if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
-  return launch_kernel(pdl, linear_few_rows_kernel<T, R, O, U, kSwiglu>, dim3(static_cast<unsigned>(blocks)),
-                       dim3(kWarpsPerBlock * 32), 0, stream, x, weight, y, y_f32, in, out, split, prefetch,
-                       prefetch_bytes);
+  auto* kernel = linear_few_rows_kernel<T, R, O, U, kSource>;
+  const size_t shared_bytes =
+      kSource == XSource::kNormed ? norm_shared_bytes(R, in, sizeof(T), norm_in.delta != nullptr) : 0;
+  if (shared_bytes > 48 * 1024) {  // above the default dynamic limit: opt in (not a stream operation)
+    const cudaError_t status =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes));
+    if (status != cudaSuccess) return status;
+  }
+  return launch_kernel(pdl, kernel, dim3(static_cast<unsigned>(blocks)), dim3(kWarpsPerBlock * 32), shared_bytes,
+                       stream, x, weight, y, y_f32, in, out, split, prefetch, prefetch_bytes, norm_in);
 }
 
-template <class T, bool kSwiglu>
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+template <class T, XSource kSource>
 cudaError_t dispatch(const T* x, const T* weight, void* y, bool y_f32, int64_t rows, int64_t in, int64_t out,
-                     cudaStream_t stream, bool pdl, L2Prefetch prefetch) {
+                     cudaStream_t stream, bool pdl, L2Prefetch prefetch, const NormInput<T>& norm_in = {}) {
   constexpr int64_t kPerVec = 16 / sizeof(T);
   if (rows < 1 || rows > kMaxFewRows || in <= 0 || out <= 0 || in % kPerVec != 0) return cudaErrorInvalidValue;
-  if (x == nullptr || weight == nullptr || y == nullptr) return cudaErrorInvalidValue;
-  if (reinterpret_cast<uintptr_t>(x) % 16 != 0 || reinterpret_cast<uintptr_t>(weight) % 16 != 0) {
+  if (weight == nullptr || y == nullptr || !aligned16(weight)) return cudaErrorInvalidValue;
+  if constexpr (kSource == XSource::kNormed) {
+    if (norm_in.residual == nullptr || norm_in.weight == nullptr || !aligned16(norm_in.residual) ||
+        !aligned16(norm_in.weight) || !aligned16(norm_in.delta) || !aligned16(norm_in.residual_out) ||
+        !linear_few_rows_norm_fits(rows, in, sizeof(T))) {
+      return cudaErrorInvalidValue;
+    }
+  } else if (x == nullptr || !aligned16(x)) {
     return cudaErrorInvalidValue;
   }
   // A hint: dropped unless it can be issued as is.
-  const bool prefetching = prefetch.data != nullptr && reinterpret_cast<uintptr_t>(prefetch.data) % 16 == 0;
+  const bool prefetching = prefetch.data != nullptr && aligned16(prefetch.data);
   const char* pf = prefetching ? static_cast<const char*>(prefetch.data) : nullptr;
   const int64_t pf_bytes = prefetching ? static_cast<int64_t>(prefetch.bytes / 16 * 16) : 0;
   switch (rows) {
-    case 1: return launch_for_rows<T, 1, kSwiglu>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes);
-    case 2: return launch_for_rows<T, 2, kSwiglu>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes);
-    case 3: return launch_for_rows<T, 3, kSwiglu>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes);
-    case 4: return launch_for_rows<T, 4, kSwiglu>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes);
-    case 5: return launch_for_rows<T, 5, kSwiglu>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes);
-    case 6: return launch_for_rows<T, 6, kSwiglu>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes);
-    case 7: return launch_for_rows<T, 7, kSwiglu>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes);
-    default: return launch_for_rows<T, 8, kSwiglu>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes);
+    case 1: return launch_for_rows<T, 1, kSource>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
+    case 2: return launch_for_rows<T, 2, kSource>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
+    case 3: return launch_for_rows<T, 3, kSource>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
+    case 4: return launch_for_rows<T, 4, kSource>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
+    case 5: return launch_for_rows<T, 5, kSource>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
+    case 6: return launch_for_rows<T, 6, kSource>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
+    case 7: return launch_for_rows<T, 7, kSource>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
+    default: return launch_for_rows<T, 8, kSource>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
   }
 }
 
@@ -273,24 +421,52 @@ static_assert(kMaxFewRows == 8, "the few-row launchers dispatch rows 1..8");
 
 }  // namespace
 
+bool linear_few_rows_norm_fits(int64_t rows, int64_t in, size_t element_bytes) {
+  int device = 0, limit = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
+    return false;
+  }
+  return rows >= 1 && in >= 1 &&
+         norm_shared_bytes(rows, in, element_bytes, /*has_delta=*/true) + kStaticSharedBytes <= static_cast<size_t>(limit);
+}
+
 template <class T>
 cudaError_t launch_linear_few_rows(const T* x, const T* weight, void* y, bool y_f32, int64_t rows, int64_t in,
                                    int64_t out, cudaStream_t stream, bool pdl, L2Prefetch prefetch) {
-  return dispatch<T, false>(x, weight, y, y_f32, rows, in, out, stream, pdl, prefetch);
+  return dispatch<T, XSource::kPlain>(x, weight, y, y_f32, rows, in, out, stream, pdl, prefetch);
 }
 
 template <class T>
 cudaError_t launch_linear_few_rows_swiglu(const T* gate_up, const T* weight, void* y, bool y_f32, int64_t rows,
                                           int64_t in, int64_t out, cudaStream_t stream, bool pdl,
                                           L2Prefetch prefetch) {
-  return dispatch<T, true>(gate_up, weight, y, y_f32, rows, in, out, stream, pdl, prefetch);
+  return dispatch<T, XSource::kSwiglu>(gate_up, weight, y, y_f32, rows, in, out, stream, pdl, prefetch);
+}
+
+template <class T>
+cudaError_t launch_linear_few_rows_norm(const T* residual, const T* delta, T* residual_out, const T* norm_weight,
+                                        float eps, const T* weight, void* y, bool y_f32, int64_t rows, int64_t in,
+                                        int64_t out, cudaStream_t stream, bool pdl, L2Prefetch prefetch) {
+  if (in <= 0 || in / kPackElems<T> > 0x7fffffff) return cudaErrorInvalidValue;
+  NormInput<T> norm_in;
+  norm_in.residual = residual;
+  norm_in.delta = delta;
+  norm_in.weight = norm_weight;
+  norm_in.residual_out = residual_out;
+  norm_in.eps = eps;
+  norm_in.threads = threads_for(in / kPackElems<T>, norm::kMaxThreads);  // launch_add_rms_norm's block size
+  return dispatch<T, XSource::kNormed>(nullptr, weight, y, y_f32, rows, in, out, stream, pdl, prefetch, norm_in);
 }
 
 #define TESSERA_INSTANTIATE_LINEAR(T)                                                                              \
   template cudaError_t launch_linear_few_rows<T>(const T*, const T*, void*, bool, int64_t, int64_t, int64_t,       \
                                                  cudaStream_t, bool, L2Prefetch);                                  \
   template cudaError_t launch_linear_few_rows_swiglu<T>(const T*, const T*, void*, bool, int64_t, int64_t,         \
-                                                        int64_t, cudaStream_t, bool, L2Prefetch);
+                                                        int64_t, cudaStream_t, bool, L2Prefetch);                  \
+  template cudaError_t launch_linear_few_rows_norm<T>(const T*, const T*, T*, const T*, float, const T*, void*,    \
+                                                      bool, int64_t, int64_t, int64_t, cudaStream_t, bool,         \
+                                                      L2Prefetch);
 TESSERA_INSTANTIATE_LINEAR(float)
 TESSERA_INSTANTIATE_LINEAR(__nv_bfloat16)
 #undef TESSERA_INSTANTIATE_LINEAR

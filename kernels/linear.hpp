@@ -79,5 +79,32 @@ cudaError_t launch_linear_few_rows_swiglu(const T* gate_up, const T* weight, voi
                                           int64_t in, int64_t out, cudaStream_t stream, bool pdl = false,
                                           L2Prefetch prefetch = {});
 
+// Most rows for which the executor fuses the RMSNorm before a GEMV into it (launch_linear_few_rows_norm): every
+// block recomputes the norm of all rows (rows x 3 x in elements read, mostly from L1/L2, and rows x in x sizeof(T)
+// bytes of shared memory), which hides under the block's first weight loads at 1-2 rows and grows with the rows.
+constexpr int kFusedNormMaxRows = 2;
+
+// Whether launch_linear_few_rows_norm can stage `rows` normalized rows of `in` elements of `element_bytes` in one
+// block's shared memory on the current device (rows * in * element_bytes plus ~1.6 KB within the opt-in maximum,
+// 227 KB on an H100: e.g. 8 BF16 rows of 14336). Host only, cheap.
+bool linear_few_rows_norm_fits(int64_t rows, int64_t in, size_t element_bytes);
+
+// The RMSNorm (after the residual add) fused into the few-row GEMV, for the decoder's norm -> projection pairs:
+//   s = residual + delta (FP32 add, stored as T; delta null: s = residual),
+//   x = rms_norm(s) * norm_weight (stored as T), y = x W^T,
+// and s stored to residual_out when it is not null (by one block). Bit-identical, for every row count, to
+// launch_add_rms_norm(residual, delta, norm_weight, x, ...) (launch_rms_norm(residual, ...) when delta is null)
+// followed by launch_linear_few_rows(x, ...): the same float operations and reduction orders (kernels/rms_norm.cuh).
+// Every block recomputes x from the residual rows into shared memory, so there is no norm kernel (and no kernel
+// boundary) between the GEMV and the kernel before it.
+// residual, delta, residual_out: [rows][in]; norm_weight: [in]. residual_out must not alias residual or delta (the
+// other blocks still read those while it is written); y must alias none of them. Under pdl only W and norm_weight
+// are read before the wait. Requirements (else cudaErrorInvalidValue, nothing launched): those of launch_linear_few_rows,
+// residual / delta / norm_weight / residual_out 16-byte aligned, linear_few_rows_norm_fits(rows, in, sizeof(T)).
+template <class T>
+cudaError_t launch_linear_few_rows_norm(const T* residual, const T* delta, T* residual_out, const T* norm_weight,
+                                        float eps, const T* weight, void* y, bool y_f32, int64_t rows, int64_t in,
+                                        int64_t out, cudaStream_t stream, bool pdl = false, L2Prefetch prefetch = {});
+
 }  // namespace tessera::kernels::cuda
 #endif

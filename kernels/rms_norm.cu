@@ -1,3 +1,4 @@
+#include "kernels/rms_norm.cuh"
 #include "kernels/rms_norm.hpp"
 #include "kernels/vector_pack.cuh"
 
@@ -16,22 +17,15 @@ __global__ void rms_norm_kernel(const T* x, const T* __restrict__ weight, T* out
   const T* x_row = x + row * dim;
   T* out_row = out + row * dim;
   const int64_t packs = dim / N;
-  float sum_sq = 0.0f;
-  for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    const Pack<T, N> v = load_pack<T, N>(x_row, p);
-#pragma unroll
-    for (int j = 0; j < N; ++j) {
-      const float f = to_float(v.v[j]);
-      sum_sq += f * f;
-    }
-  }
-  const float inv_rms = 1.0f / sqrtf(block_sum(sum_sq, reduce) / static_cast<float>(dim) + eps);
+  const float sum_sq = norm::thread_sum_of_squares<T, N>(static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x),
+                                                         packs, [&](int64_t p) { return load_pack<T, N>(x_row, p); });
+  const float inv_rms = norm::inv_rms(block_sum(sum_sq, reduce), dim, eps);
   for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
     const Pack<T, N> v = load_pack<T, N>(x_row, p);
     const Pack<T, N> w = load_pack<T, N>(weight, p);
     Pack<T, N> o;
 #pragma unroll
-    for (int j = 0; j < N; ++j) o.v[j] = from_float<T>(to_float(v.v[j]) * inv_rms * to_float(w.v[j]));
+    for (int j = 0; j < N; ++j) o.v[j] = norm::normalize(v.v[j], inv_rms, w.v[j]);
     store_pack<T, N>(out_row, p, o);
   }
 }
@@ -58,24 +52,23 @@ __global__ void add_rms_norm_kernel(T* __restrict__ residual, const T* x, const 
     Pack<T, N> s;
 #pragma unroll
     for (int j = 0; j < N; ++j) {
-      s.v[j] = from_float<T>(to_float(r.v[j]) + to_float(a.v[j]));
-      const float f = to_float(s.v[j]);
-      sum_sq += f * f;
+      s.v[j] = norm::add_residual(r.v[j], a.v[j]);
+      sum_sq = norm::add_square(sum_sq, to_float(s.v[j]));  // same order as norm::thread_sum_of_squares
     }
     store_pack<T, N>(res_row, p, s);
   }
-  const float inv_rms = 1.0f / sqrtf(block_sum(sum_sq, reduce) / static_cast<float>(dim) + eps);
+  const float inv_rms = norm::inv_rms(block_sum(sum_sq, reduce), dim, eps);
   for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
     const Pack<T, N> r = load_pack<T, N>(res_row, p);  // this thread's own store of pass 1
     const Pack<T, N> w = load_pack<T, N>(weight, p);
     Pack<T, N> o;
 #pragma unroll
-    for (int j = 0; j < N; ++j) o.v[j] = from_float<T>(to_float(r.v[j]) * inv_rms * to_float(w.v[j]));
+    for (int j = 0; j < N; ++j) o.v[j] = norm::normalize(r.v[j], inv_rms, w.v[j]);
     store_pack<T, N>(out_row, p, o);
   }
 }
 
-constexpr int kMaxThreads = 1024;
+constexpr int kMaxThreads = norm::kMaxThreads;
 
 }  // namespace
 
