@@ -9,8 +9,10 @@
 //   4. draw: per-tile sums of the kept weights, a block scan, and one warp walking the tile that holds the target.
 // Weights are fixed-point integers (kSamplingWeightBits), so every sum is exact and the result does not depend on the
 // order in which threads add: the same (seed, offset) and logits always give the same token.
-// Cost: greedy 1 pass; top-k 3-4 passes; top-p 4 more; draw 1. A 128k row is read by one SM (~5 us a pass from L2),
-// so one lone row costs tens of microseconds; many rows run side by side. Known slack for later: splitting a row
+// Cost: greedy 1 pass; top-k 3-4 passes; top-p 4 more; draw 1. A 128k row is read by one SM (a few us a pass from
+// L2), so one lone row costs several to tens of microseconds; many rows run side by side. Every pass keeps several
+// loads in flight per thread (pass 1, whose results do not depend on the visiting order, reads 16-byte vectors
+// when the row is aligned; the others read their tiles four values per lane at a time). Known slack for later: splitting a row
 // over several blocks (workspace), warp-aggregating the 64-bit mass atomics, compacting candidates into shared
 // memory after the first digit. The tie passes (equal logits straddling the top-k / top-p boundary) scan in id
 // order with two barriers per 1024 ids and only run when such a tie exists.
@@ -172,15 +174,61 @@ __device__ __forceinline__ bool is_finite_logit(float x) { return x > -INFINITY 
 
 // Iterates a row tile by tile (warp w takes tiles w, w + 32, ...; a tile is tile_len consecutive ids, a multiple of
 // 32), so every lane of a warp runs the same number of steps (warp collectives are allowed in f). f(id, valid, x).
+// A lane visits ids base + lane, base + lane + 32, ... in order; their loads are issued four at a time.
 template <class F>
 __device__ __forceinline__ void for_each_tiled(const float* row, int vocab, int tile_len, int num_tiles, F&& f) {
+  constexpr int kInFlight = 4;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int tile = warp; tile < num_tiles; tile += kWarps) {
     const int base = tile * tile_len;
-    for (int j = lane; j < tile_len; j += 32) {
-      const int id = base + j;
-      const bool valid = id < vocab;
-      f(id, valid, valid ? row[id] : -INFINITY);
+    for (int j0 = 0; j0 < tile_len; j0 += kInFlight * 32) {
+      float x[kInFlight];
+#pragma unroll
+      for (int u = 0; u < kInFlight; ++u) {
+        const int j = j0 + u * 32 + lane;
+        x[u] = j < tile_len && base + j < vocab ? row[base + j] : -INFINITY;
+      }
+#pragma unroll
+      for (int u = 0; u < kInFlight; ++u) {
+        if (j0 + u * 32 >= tile_len) break;  // warp-uniform
+        const int id = base + j0 + u * 32 + lane;
+        f(id, id < vocab, x[u]);
+      }
+    }
+  }
+}
+
+// Visits every id of the row once, in an order that only the order-independent pass 1 may use: thread t takes the
+// 16-byte vectors t, t + kThreads, ... (ids in increasing order within the thread), kBatch vectors in flight; every
+// thread runs the same number of steps (warp collectives are allowed in f). Needs vocab % 4 == 0 and a 16-byte
+// aligned row; otherwise falls back to for_each_tiled. f(id, valid, x).
+template <class F>
+__device__ __forceinline__ void for_each_any_order(const float* row, int vocab, int tile_len, int num_tiles, F&& f) {
+  if (vocab % 4 != 0 || reinterpret_cast<uintptr_t>(row) % 16 != 0) {
+    for_each_tiled(row, vocab, tile_len, num_tiles, f);
+    return;
+  }
+  constexpr int kBatch = 4;
+  const float4* vectors = reinterpret_cast<const float4*>(row);
+  const int num_vectors = vocab / 4;
+  const int steps = (num_vectors + kThreads - 1) / kThreads;  // per thread, block-uniform
+  for (int k0 = 0; k0 < steps; k0 += kBatch) {
+    float4 v[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int c = (k0 + u) * kThreads + static_cast<int>(threadIdx.x);
+      v[u] = k0 + u < steps && c < num_vectors ? __ldg(vectors + c)
+                                               : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      if (k0 + u >= steps) break;  // block-uniform
+      const int c = (k0 + u) * kThreads + static_cast<int>(threadIdx.x);
+      const bool valid = c < num_vectors;
+      f(4 * c, valid, v[u].x);
+      f(4 * c + 1, valid, v[u].y);
+      f(4 * c + 2, valid, v[u].z);
+      f(4 * c + 3, valid, v[u].w);
     }
   }
 }
@@ -234,7 +282,7 @@ __global__ void __launch_bounds__(kThreads)
   int best_id = INT_MAX;
   bool bad = false;
   u64 finite = 0;
-  for_each_tiled(row, vocab, tile_len, num_tiles, [&](int id, bool valid, float x) {
+  for_each_any_order(row, vocab, tile_len, num_tiles, [&](int id, bool valid, float x) {
     bad |= valid && (x != x || x == INFINITY);
     if (x > best) {  // each thread sees its ids in increasing order: the first max is the lowest id
       best = x;
