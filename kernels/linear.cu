@@ -20,7 +20,9 @@
 // Where x comes from (XSource): plain rows; the SwiGLU of a fused gate/up row (computed per element on the fly);
 // or RMSNorm'ed rows (the norm of the residual stream, fused): after pdl_wait() every block computes the normalized
 // rows itself into shared memory (R x in of T) with the norm kernels' own arithmetic and reduction order
-// (kernels/rms_norm.cuh), and block 0 also stores the new residual row.
+// (kernels/rms_norm.cuh), and block 0 also stores the new residual row. The blocks of an SM share the residual,
+// delta and norm-weight reads through L1, so L2 serves them about once per SM, not once per block (for QKV, whose
+// blocks own only two weight rows, per-block reads would rival the weight stream).
 #include <cstdint>
 #include <cstring>
 
@@ -162,28 +164,40 @@ __device__ __forceinline__ void l2_prefetch_share(const char* data, int64_t byte
 #endif
 }
 
-// 16-byte global -> shared copies that bypass L1 and registers (sm_80+), for the fused norm's rows.
-__device__ __forceinline__ void copy_to_shared(uint4* dst, const uint4* src, int64_t vectors) {
+// The fused norm's loads. Every block of the kernel reads the same residual, delta and norm-weight rows, so they go
+// through L1 (shared by the blocks of an SM; one L2 fetch per SM instead of one per block): the residual rows
+// straight into shared memory (cp.async.ca, no registers held), the others as L1 prefetches that the 16-byte __ldg
+// reads later find there.
+__device__ __forceinline__ void copy_to_shared_via_l1(uint4* dst, const uint4* src, int64_t vectors) {
   for (int64_t v = threadIdx.x; v < vectors; v += blockDim.x) {
     const uint32_t address = static_cast<uint32_t>(__cvta_generic_to_shared(dst + v));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(address), "l"(src + v) : "memory");
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 16;\n" ::"r"(address), "l"(src + v) : "memory");
   }
 }
 __device__ __forceinline__ void wait_shared_copies() {
   asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;\n" ::: "memory");
 }
+__device__ __forceinline__ void prefetch_to_l1(const void* data, int64_t bytes) {
+  constexpr int64_t kLine = 128;
+  const char* base = static_cast<const char*>(data);
+  for (int64_t offset = threadIdx.x * kLine; offset < bytes; offset += blockDim.x * kLine)
+    asm volatile("prefetch.global.L1 [%0];" ::"l"(base + offset));
+}
 
-// Shared memory of the fused norm (16-byte vectors): x rows [R][vecs] (the residual rows, then s, then the
-// normalized rows, in place), delta rows [R][vecs] (only with a delta), the norm weight [vecs].
-constexpr int64_t norm_weight_offset(int rows, int64_t vecs, bool has_delta) { return (has_delta ? 2 : 1) * rows * vecs; }
+template <class T, int N>
+__device__ __forceinline__ Pack<T, N> ldg_pack(const T* base, int64_t p) {
+  const uint4 raw = __ldg(reinterpret_cast<const uint4*>(base) + p);
+  Pack<T, N> v;
+  memcpy(&v, &raw, sizeof(v));
+  return v;
+}
 
-// Stages the R normalized rows x[r] = rms_norm(s[r]) * weight at the front of `staged`, where s = residual + delta
-// stored as T (no delta: s = residual), with the arithmetic of the vectorized add_rms_norm / rms_norm kernels run
-// with norm.threads threads per row: the same float operations (kernels/rms_norm.cuh) and the same sum-of-squares
-// order (thread t of norm.threads adds packs t, t + threads, ...; block_sum's butterfly within each of its warps,
-// then over the warp sums), the norm kernel's warps played by this block's warps in turn. residual_out (null
-// unless this block writes it) receives s. The norm weight's copy into `staged` was started before (it is a
-// weight: before pdl_wait()). Every thread calls it; it ends with a barrier.
+// Stages the R normalized rows x[r] = rms_norm(s[r]) * weight in `staged` ([R][in] of T, shared memory), where
+// s = residual + delta stored as T (no delta: s = residual), with the arithmetic of the vectorized add_rms_norm /
+// rms_norm kernels run with norm.threads threads per row: the same float operations (kernels/rms_norm.cuh) and the
+// same sum-of-squares order (thread t of norm.threads adds packs t, t + threads, ...; block_sum's butterfly within
+// each of its warps, then over the warp sums), the norm kernel's warps played by this block's warps in turn.
+// residual_out (null unless this block writes it) receives s. Every thread calls it; it ends with a barrier.
 template <class T, int R>
 __device__ __forceinline__ void stage_normed_rows(const NormInput<T>& norm_in, T* residual_out, int64_t in,
                                                   uint4* staged, float (&sums)[R][32], float (&inv)[R]) {
@@ -192,10 +206,8 @@ __device__ __forceinline__ void stage_normed_rows(const NormInput<T>& norm_in, T
   const int64_t packs = in / N;
   const bool has_delta = norm_in.delta != nullptr;
   T* rows = reinterpret_cast<T*>(staged);
-  const T* deltas = reinterpret_cast<const T*>(staged + R * packs);
-  const T* weight = reinterpret_cast<const T*>(staged + norm_weight_offset(R, packs, has_delta));
-  copy_to_shared(staged, reinterpret_cast<const uint4*>(norm_in.residual), R * packs);
-  if (has_delta) copy_to_shared(staged + R * packs, reinterpret_cast<const uint4*>(norm_in.delta), R * packs);
+  copy_to_shared_via_l1(staged, reinterpret_cast<const uint4*>(norm_in.residual), R * packs);
+  if (has_delta) prefetch_to_l1(norm_in.delta, R * in * static_cast<int64_t>(sizeof(T)));
   wait_shared_copies();
   __syncthreads();
 
@@ -205,14 +217,14 @@ __device__ __forceinline__ void stage_normed_rows(const NormInput<T>& norm_in, T
 #pragma unroll
   for (int r = 0; r < R; ++r) {
     T* row = rows + r * in;
-    const T* delta = deltas + r * in;
+    const T* delta = has_delta ? norm_in.delta + r * in : nullptr;
     T* row_out = residual_out != nullptr ? residual_out + r * in : nullptr;
     for (int w = warp; w < norm_warps; w += kWarpsPerBlock) {
       // s = residual + delta (each pack visited once), stored, and its squares summed in the norm kernels' order.
       float sum = norm::thread_sum_of_squares<T, N>(w * 32 + lane, norm_in.threads, packs, [&](int64_t p) {
         Pack<T, N> v = load_pack<T, N>(row, p);
-        if (has_delta) {
-          const Pack<T, N> d = load_pack<T, N>(delta, p);
+        if (delta != nullptr) {
+          const Pack<T, N> d = ldg_pack<T, N>(delta, p);
 #pragma unroll
           for (int j = 0; j < N; ++j) v.v[j] = norm::add_residual(v.v[j], d.v[j]);
           store_pack<T, N>(row, p, v);
@@ -238,7 +250,7 @@ __device__ __forceinline__ void stage_normed_rows(const NormInput<T>& norm_in, T
     const float row_inv = inv[r];
     for (int64_t p = threadIdx.x; p < packs; p += kThreads) {
       const Pack<T, N> v = load_pack<T, N>(row, p);
-      const Pack<T, N> w = load_pack<T, N>(weight, p);
+      const Pack<T, N> w = ldg_pack<T, N>(norm_in.weight, p);
       Pack<T, N> o;
 #pragma unroll
       for (int j = 0; j < N; ++j) o.v[j] = norm::normalize(v.v[j], row_inv, w.v[j]);
@@ -249,7 +261,7 @@ __device__ __forceinline__ void stage_normed_rows(const NormInput<T>& norm_in, T
 }
 
 // R activation rows, O output rows per warp group, U vectors per output row per chunk, `split` (S) warps per group
-// (1, 2 or 4: divides kWarpsPerBlock). Dynamic shared memory: XSource::kNormed's staging (norm_shared_bytes), else 0.
+// (1, 2 or 4: divides kWarpsPerBlock). Dynamic shared memory: XSource::kNormed's staged rows (R * in * sizeof(T)).
 template <class T, int R, int O, int U, XSource kSource>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     linear_few_rows_kernel(const T* __restrict__ x, const T* __restrict__ weight, void* __restrict__ y, bool y_f32,
@@ -280,9 +292,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   }
   uint4 w[U][O];
   load_chunk<U, O>(w, w_rows, 0, stride, first, vecs);  // weights only: no earlier kernel writes them
-  if constexpr (kSource == XSource::kNormed) {          // the norm weight too
-    copy_to_shared(staged_rows + norm_weight_offset(R, vecs, norm_in.delta != nullptr),
-                   reinterpret_cast<const uint4*>(norm_in.weight), vecs);
+  if constexpr (kSource == XSource::kNormed) {          // the norm weight too (into L1)
+    prefetch_to_l1(norm_in.weight, in * static_cast<int64_t>(sizeof(T)));
   }
   pdl_wait();  // x (and y) from here on
 
@@ -351,9 +362,9 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
 // Static shared memory of the kernel besides the staged rows, at most (partials and the norm's scratch).
 constexpr size_t kStaticSharedBytes = sizeof(float) * (kWarpsPerBlock * 32 + kMaxFewRows * 33);
 
-// Dynamic shared memory of the fused norm (see norm_weight_offset).
-size_t norm_shared_bytes(int64_t rows, int64_t in, size_t element_bytes, bool has_delta) {
-  return static_cast<size_t>((has_delta ? 2 : 1) * rows + 1) * static_cast<size_t>(in) * element_bytes;
+// Dynamic shared memory of the fused norm: the staged rows.
+size_t norm_shared_bytes(int64_t rows, int64_t in, size_t element_bytes) {
+  return static_cast<size_t>(rows) * static_cast<size_t>(in) * element_bytes;
 }
 
 template <class T, int R, XSource kSource>
@@ -373,8 +384,7 @@ cudaError_t launch_for_rows(const T* x, const T* weight, void* y, bool y_f32, in
   const int64_t blocks = (groups + groups_per_block - 1) / groups_per_block;
   if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
   auto* kernel = linear_few_rows_kernel<T, R, O, U, kSource>;
-  const size_t shared_bytes =
-      kSource == XSource::kNormed ? norm_shared_bytes(R, in, sizeof(T), norm_in.delta != nullptr) : 0;
+  const size_t shared_bytes = kSource == XSource::kNormed ? norm_shared_bytes(R, in, sizeof(T)) : 0;
   if (shared_bytes > 48 * 1024) {  // above the default dynamic limit: opt in (not a stream operation)
     const cudaError_t status =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes));
@@ -427,8 +437,7 @@ bool linear_few_rows_norm_fits(int64_t rows, int64_t in, size_t element_bytes) {
       cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
     return false;
   }
-  return rows >= 1 && in >= 1 &&
-         norm_shared_bytes(rows, in, element_bytes, /*has_delta=*/true) + kStaticSharedBytes <= static_cast<size_t>(limit);
+  return rows >= 1 && in >= 1 && norm_shared_bytes(rows, in, element_bytes) + kStaticSharedBytes <= static_cast<size_t>(limit);
 }
 
 template <class T>

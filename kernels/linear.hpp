@@ -80,13 +80,14 @@ cudaError_t launch_linear_few_rows_swiglu(const T* gate_up, const T* weight, voi
                                           L2Prefetch prefetch = {});
 
 // Most rows for which the executor fuses the RMSNorm before a GEMV into it (launch_linear_few_rows_norm): every
-// block recomputes the norm of all rows (rows x 3 x in elements read, mostly from L1/L2, and rows x in x sizeof(T)
-// bytes of shared memory), which hides under the block's first weight loads at 1-2 rows and grows with the rows.
+// block recomputes the norm of all rows (reading residual, delta and norm weight, through L1, and staging
+// rows x in x sizeof(T) bytes of shared memory), which hides under the block's first weight loads at 1-2 rows and
+// grows with the rows.
 constexpr int kFusedNormMaxRows = 2;
 
 // Whether launch_linear_few_rows_norm can stage `rows` normalized rows of `in` elements of `element_bytes` in one
 // block's shared memory on the current device (rows * in * element_bytes plus ~1.6 KB within the opt-in maximum,
-// 227 KB on an H100: e.g. 8 BF16 rows of 14336). Host only, cheap.
+// 227 KB on an H100: e.g. 8 FP32 rows of 4096 take 128 KB). Host only, cheap.
 bool linear_few_rows_norm_fits(int64_t rows, int64_t in, size_t element_bytes);
 
 // The RMSNorm (after the residual add) fused into the few-row GEMV, for the decoder's norm -> projection pairs:

@@ -130,8 +130,9 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int query_len = a.query_len[seq];
   const int context = a.context_len[seq];
   const int64_t token = a.query_start[seq];
-  if (query_len != 1) {  // prefill sequences (and query_len 0 padding) are not ours
-    pdl_wait();          // (every thread waits before exiting: see cuda_common.cuh)
+  if (query_len != 1) {      // prefill sequences (and query_len 0 padding) are not ours
+    pdl_launch_dependents();  // nothing to load first
+    pdl_wait();               // (every thread waits before exiting: see cuda_common.cuh)
     return;
   }
   const int group = a.num_heads / a.num_kv_heads;
@@ -144,6 +145,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int begin = first + split * plan.partition;
   const int end = split == plan.num_splits - 1 ? context : min(context, begin + plan.partition);
   if (begin >= end) {  // a split past this sequence's visible range: the combine never reads it
+    pdl_launch_dependents();
     pdl_wait();
     return;
   }

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <deque>
 #include <unordered_map>
+#include <utility>
 
 #include "core/cuda/cuda_weights.hpp"
 #include "core/cuda/decode_graphs.hpp"
@@ -190,10 +191,11 @@ void CudaExecutor::Impl::forward(const cuda::StepShape& shape) {
                                   c.sliding_window.value_or(0)};
 
   // Our kernels launch with programmatic dependent launch (kernels/cuda_common.cuh): each starts while the one before
-  // finishes (a GEMV streams its first weights meanwhile) and waits for it before touching activations. The
-  // attention kernels and cuBLAS launch normally, which is always safe. Diagnostic knobs, read here (eager steps and
-  // graph captures): TESSERA_PDL=0 launches everything normally; TESSERA_L2_PREFETCH_MB (default 16, 0 = off) is how
-  // much of the next O projection the QKV GEMV asks L2 to fetch, so HBM keeps streaming while RoPE and attention run.
+  // finishes (a GEMV streams its first weights meanwhile, the decode attention its old K/V rows) and waits for it
+  // before touching activations. The prefill attention kernel and cuBLAS launch normally, which is always safe.
+  // Diagnostic knobs, read here (eager steps and graph captures): TESSERA_PDL=0 launches everything normally;
+  // TESSERA_L2_PREFETCH_MB (default 16, 0 = off) is how much of the next O projection the QKV GEMV asks L2 to fetch,
+  // so HBM keeps streaming while RoPE and attention run; TESSERA_FUSED_NORM=0 keeps the RMSNorms separate kernels.
   const char* pdl_env = std::getenv("TESSERA_PDL");
   const bool pdl = pdl_env == nullptr || std::strcmp(pdl_env, "0") != 0;
   const char* prefetch_env = std::getenv("TESSERA_L2_PREFETCH_MB");
@@ -214,6 +216,34 @@ void CudaExecutor::Impl::forward(const cuda::StepShape& shape) {
     }
   };
 
+  // The residual stream lives in `cur`; `alt` is the other of (residual, normed). norm_linear computes
+  // y = rms_norm(cur (+ delta)) W^T and updates the stream: at decode sizes (n <= kFusedNormMaxRows) the GEMV
+  // normalizes its input itself (launch_linear_few_rows_norm, bit-identical to the separate kernels, one kernel
+  // boundary less) and writes the new residual to `alt` (its blocks still read `cur`), and the two swap; otherwise
+  // add_rms_norm updates `cur` in place and normalizes into `alt` for the GEMV.
+  const char* fuse_env = std::getenv("TESSERA_FUSED_NORM");
+  const bool fuse_norm = (fuse_env == nullptr || std::strcmp(fuse_env, "0") != 0) && n <= k::kFusedNormMaxRows &&
+                         k::linear_few_rows_norm_fits(n, hidden, sizeof(T));
+  T* cur = res;
+  T* alt = nrm;
+  auto norm_linear = [&](const T* delta, const T* norm_weight, const void* w, void* y, int64_t out_features,
+                         bool y_f32, k::L2Prefetch prefetch, bool keep_residual) {
+    if (fuse_norm && reinterpret_cast<uintptr_t>(norm_weight) % 16 == 0 && few_rows_fit(cur, w, n, hidden)) {
+      T* residual_out = delta != nullptr && keep_residual ? alt : nullptr;
+      check(k::launch_linear_few_rows_norm<T>(cur, delta, residual_out, norm_weight, eps, static_cast<const T*>(w), y,
+                                              y_f32, n, hidden, out_features, stream, pdl, prefetch),
+            "linear_few_rows_norm");
+      if (residual_out != nullptr) std::swap(cur, alt);
+      return;
+    }
+    if (delta != nullptr) {
+      check(k::launch_add_rms_norm<T>(cur, delta, norm_weight, alt, n, hidden, eps, stream, pdl), "add_rms_norm");
+    } else {
+      check(k::launch_rms_norm<T>(cur, norm_weight, alt, n, hidden, eps, stream, pdl), "rms_norm");
+    }
+    linear(alt, w, y, n, hidden, out_features, y_f32, prefetch);
+  };
+
   // Inputs of pipelined decodes: the previous step's sampled ids, still in `sampled` (stream order).
   check(k::launch_resolve_pending_tokens(const_cast<int32_t*>(ids), reinterpret_cast<const int32_t*>(in + inputs.pending_rows),
                                          sampled.get<int32_t>(), n, stream),
@@ -223,29 +253,23 @@ void CudaExecutor::Impl::forward(const cuda::StepShape& shape) {
         "embedding");
   for (int l = 0; l < c.num_layers; ++l) {
     const cuda::CudaLayerWeights& w = weights.layers[l];
-    if (l == 0) {
-      check(k::launch_rms_norm<T>(res, w.input_norm.get<T>(), nrm, n, hidden, eps, stream, pdl), "rms_norm");
-    } else {
-      check(k::launch_add_rms_norm<T>(res, out, w.input_norm.get<T>(), nrm, n, hidden, eps, stream, pdl),
-            "add_rms_norm");
-    }
-    linear(nrm, w.qkv.get(), qkv_p, n, hidden, qkv_out, false,
-           k::L2Prefetch{w.o_proj.get(), std::min(w.o_proj.bytes(), prefetch_cap)});
+    norm_linear(l == 0 ? nullptr : out, w.input_norm.get<T>(), w.qkv.get(), qkv_p, qkv_out, false,
+                k::L2Prefetch{w.o_proj.get(), std::min(w.o_proj.bytes(), prefetch_cap)}, true);
     T* k_cache = kv_cache.get<T>() + 2 * kv_layer_elements * l;
     T* v_cache = k_cache + kv_layer_elements;
     check(k::launch_rope_kv_write<T>(qkv_p, qkv_p + q_out, qkv_p + q_out + kv_out, n, qkv_out, c.num_heads, positions,
                                      inv_freq.get<float>(), slots, layout, k_cache, v_cache, stream, pdl),
           "rope_kv_write");
+    // PDL: the step inputs and the cached K/V rows of earlier steps are read before the KV write above completes
+    // (launch_paged_attention's contract: nothing in this step writes them).
     check(k::launch_paged_attention<T>(qkv_p, qkv_out, k_cache, v_cache, layout, query_start, query_len, context_len,
                                        block_tables, shape.blocks_per_seq, num_seqs, n, shape.max_query_len,
                                        shape.max_context_len,
                                        params, attention.get<T>(), attention_workspace.get(), attention_workspace_bytes,
-                                       stream),
+                                       stream, pdl),
           "paged_attention");
     linear(attention.get(), w.o_proj.get(), out, n, q_out, hidden);
-    check(k::launch_add_rms_norm<T>(res, out, w.post_attn_norm.get<T>(), nrm, n, hidden, eps, stream, pdl),
-          "add_rms_norm");
-    linear(nrm, w.gate_up.get(), gate_up.get(), n, hidden, 2 * inter);
+    norm_linear(out, w.post_attn_norm.get<T>(), w.gate_up.get(), gate_up.get(), 2 * inter, false, {}, true);
     // Few rows: SiLU x up computed inside the down projection (bit-identical to the two kernels below).
     if (n <= k::kFusedSwigluMaxRows && few_rows_fit(gate_up.get(), w.down.get(), n, inter)) {
       check(k::launch_linear_few_rows_swiglu<T>(gate_up.get<T>(), w.down.get<T>(), out, false, n, inter, hidden, stream,
@@ -256,12 +280,19 @@ void CudaExecutor::Impl::forward(const cuda::StepShape& shape) {
       linear(act.get(), w.down.get(), out, n, inter, hidden);
     }
   }
-  check(k::launch_add_rms_norm<T>(res, out, weights.final_norm.get<T>(), nrm, n, hidden, eps, stream, pdl),
-        "final norm");
-  // Gather the last token of every sampling sequence (an embedding lookup over the normed rows), then the LM head
-  // in FP32 logits and sampling on the GPU.
-  check(k::launch_embedding<T>(nrm, n, hidden, logit_rows, num_logits, gathered.get<T>(), stream, pdl), "gather");
-  linear(gathered.get(), weights.lm_head, logits.get(), num_logits, hidden, c.vocab_size, /*y_f32=*/true);
+  // The LM head in FP32 logits over the final norm of the last token of every sampling sequence, then sampling on
+  // the GPU. A decode step where every sequence samples (every graph step) samples rows 0..n-1 in order: the LM head
+  // reads the normed rows directly. Otherwise they are gathered first (an embedding lookup over the normed rows).
+  const bool every_row_samples = shape.max_query_len == 1 && num_seqs == n && num_logits == n;
+  if (every_row_samples) {
+    norm_linear(out, weights.final_norm.get<T>(), weights.lm_head, logits.get(), c.vocab_size, /*y_f32=*/true, {},
+                /*keep_residual=*/false);
+  } else {
+    check(k::launch_add_rms_norm<T>(cur, out, weights.final_norm.get<T>(), alt, n, hidden, eps, stream, pdl),
+          "final norm");
+    check(k::launch_embedding<T>(alt, n, hidden, logit_rows, num_logits, gathered.get<T>(), stream, pdl), "gather");
+    linear(gathered.get(), weights.lm_head, logits.get(), num_logits, hidden, c.vocab_size, /*y_f32=*/true);
+  }
   check(k::launch_sample(logits.get<float>(), num_logits, c.vocab_size, sampling_rows, sampled.get<int32_t>(),
                          sampling_workspace.get(), sampling_workspace_bytes, stream, pdl),
         "sample");
