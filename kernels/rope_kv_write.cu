@@ -1,4 +1,5 @@
 #include "kernels/rope_kv_write.hpp"
+#include "kernels/rope_common.cuh"
 #include "kernels/vector_pack.cuh"
 
 namespace tessera::kernels::cuda {
@@ -20,13 +21,7 @@ __global__ void rope_kv_write_kernel(T* q, T* k, const T* v, int64_t row_stride,
   const int64_t token = blockIdx.x;
   const int half = head_dim / 2;
   const float position = static_cast<float>(positions[token]);
-  for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    const float angle = __fmul_rn(position, inv_freq[i]);
-    double s, c;
-    sincos(static_cast<double>(angle), &s, &c);
-    cos_sin[i] = static_cast<float>(c);
-    cos_sin[half + i] = static_cast<float>(s);
-  }
+  fill_cos_sin(cos_sin, position, inv_freq, half);
   __syncthreads();
 
   const int64_t slot = slot_mapping[token];
