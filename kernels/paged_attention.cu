@@ -15,6 +15,9 @@ namespace {
 constexpr int kPartitionQuantum = 64;  // the decode kernels' key tile
 constexpr int kMinPartition = kPartitionQuantum;
 constexpr int kBlocksPerSm = 2;  // split until the decode grid has about this many blocks per SM
+// Visible ranges up to this long are split only into as many splits as keep the grid within one wave
+// (kBlocksPerSm blocks per SM): there the splits are pure latency, and a second wave would add more than they save.
+constexpr int kShortSpan = 512;
 
 int current_sm_count() {
   int device = 0;
@@ -47,7 +50,7 @@ paged::DecodePlan plan_decode(int num_seqs, int blocks_per_seq, int span, int sm
   if (span <= kMinPartition || num_seqs <= 0) return plan;
   const int64_t blocks = static_cast<int64_t>(num_seqs) * blocks_per_seq;
   const int64_t target = static_cast<int64_t>(kBlocksPerSm) * sm_count;
-  const int64_t wanted = (target + blocks - 1) / blocks;
+  const int64_t wanted = span <= kShortSpan ? target / blocks : (target + blocks - 1) / blocks;
   if (wanted <= 1) return plan;
   int64_t partition = (span + wanted - 1) / wanted;
   partition = (partition + kPartitionQuantum - 1) / kPartitionQuantum * kPartitionQuantum;

@@ -188,7 +188,6 @@ __global__ void __launch_bounds__(kThreads, 2)
   if (copies_fresh) {
     copy_row_chunk<D>(stages + fresh_tile * L::kStageElems, a, fresh_block, fresh, fresh_row, copy_chunk, kv_head);
     cp_async_commit();
-    cp_async_wait<0>();  // this thread's copies of the prologue tiles too; the loop's barrier publishes them
   }
 
   // Q fragments (A operand, rows = query heads): a0/a2 row quad_row, a1/a3 row quad_row + 8; columns
@@ -205,6 +204,9 @@ __global__ void __launch_bounds__(kThreads, 2)
       q_frag[ks][2 + h] = valid ? *reinterpret_cast<const uint32_t*>(q_row + ks * 16 + 8) : 0u;
     }
   }
+  // The new row's copy (issued before the q loads, so the two round trips overlap) and, with it, this thread's
+  // copies of the prologue tiles; the loop's barrier publishes them.
+  if (copies_fresh) cp_async_wait<0>();
 
   const float scale_log2 = a.scale * kLog2e;  // softmax in base 2: exp(x) = exp2(x * log2(e))
   float o[kOutTiles][4];
