@@ -15,15 +15,16 @@ for t in tessera_kernels_cuda_tests tessera_cuda_executor_tests tessera_step_inp
   echo "=== $t: $(grep -E '^\[  (PASSED|FAILED) ' "/tmp/$t.log" | tr '\n' ' ')"
   grep -E "^\[  FAILED  \]" "/tmp/$t.log" | head -20
 done
-[[ -x $bin/tessera-attention-bench ]] && timeout 120 $bin/tessera-attention-bench >"$OUT/attention_bench.jsonl" 2>&1
+[[ -x $bin/tessera-attention-bench ]] && timeout 180 $bin/tessera-attention-bench >"$OUT/attention_bench.jsonl" 2>&1
 tail -12 "$OUT/attention_bench.jsonl" 2>/dev/null
 [[ ${SKIP_DECODE:-0} == 1 ]] || BATCHES=${BATCHES:-1 64 256} timeout 330 tools/gpu/decode_compare.sh
 if [[ ${PDL_COMPARE:-1} == 1 ]]; then
-  for pdl in 1 0; do
-    out=$(TESSERA_PDL=$pdl $bin/tessera-executor-bench --device cuda --model $model --batch 1 --input-len 128 \
+  # Batch-1 decode step with each diagnostic switch off in turn (same binary, same run).
+  for env in "TESSERA_PDL=1" "TESSERA_PDL=0" "TESSERA_FUSED_NORM=0"; do
+    out=$(env $env $bin/tessera-executor-bench --device cuda --model $model --batch 1 --input-len 128 \
       --output-len 128 --warmup 1 --repeat 2 2>/dev/null)
-    python3 -c 'import json,sys; print(json.dumps({"name": "executor_b1_pdl" + sys.argv[1], "command": "TESSERA_PDL=" + sys.argv[1] + " tessera-executor-bench --device cuda --batch 1 --input-len 128 --output-len 128 --warmup 1 --repeat 2", "result": json.loads(sys.argv[2])}))' "$pdl" "$out" >>"$OUT/decode_compare.jsonl"
-    echo "pdl=$pdl: $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["decode_step_median_ms"])' "$out")"
+    python3 -c 'import json,sys; print(json.dumps({"name": "executor_b1_" + sys.argv[1], "command": sys.argv[1] + " tessera-executor-bench --device cuda --batch 1 --input-len 128 --output-len 128 --warmup 1 --repeat 2", "result": json.loads(sys.argv[2])}))' "$env" "$out" >>"$OUT/decode_compare.jsonl"
+    echo "$env: $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["decode_step_median_ms"])' "$out")"
   done
 fi
 if [[ ${SERVED:-1} == 1 ]]; then
