@@ -195,7 +195,7 @@ void CudaExecutor::Impl::forward(const cuda::StepShape& shape) {
   // before touching activations. The prefill attention kernel and cuBLAS launch normally, which is always safe.
   // Diagnostic knobs, read here (eager steps and graph captures): TESSERA_PDL=0 launches everything normally;
   // TESSERA_L2_PREFETCH_MB (default 16, 0 = off) is how much of the next O projection the QKV GEMV asks L2 to fetch,
-  // so HBM keeps streaming while RoPE and attention run; TESSERA_FUSED_NORM=0 keeps the RMSNorms separate kernels.
+  // so HBM keeps streaming while RoPE and attention run; TESSERA_FUSED_NORM=1 fuses the RMSNorms into the next GEMV.
   const char* pdl_env = std::getenv("TESSERA_PDL");
   const bool pdl = pdl_env == nullptr || std::strcmp(pdl_env, "0") != 0;
   const char* prefetch_env = std::getenv("TESSERA_L2_PREFETCH_MB");
@@ -221,8 +221,10 @@ void CudaExecutor::Impl::forward(const cuda::StepShape& shape) {
   // normalizes its input itself (launch_linear_few_rows_norm, bit-identical to the separate kernels, one kernel
   // boundary less) and writes the new residual to `alt` (its blocks still read `cur`), and the two swap; otherwise
   // add_rms_norm updates `cur` in place and normalizes into `alt` for the GEMV.
+  // Off unless TESSERA_FUSED_NORM=1: on the H100 the fused kernel made the batch-1 step slower (6.22 vs 5.83 ms,
+  // bench/results/h100-2026-11-23-session2 run 9): every block's norm prologue costs more than the launch it saves.
   const char* fuse_env = std::getenv("TESSERA_FUSED_NORM");
-  const bool fuse_norm = (fuse_env == nullptr || std::strcmp(fuse_env, "0") != 0) && n <= k::kFusedNormMaxRows &&
+  const bool fuse_norm = fuse_env != nullptr && std::strcmp(fuse_env, "1") == 0 && n <= k::kFusedNormMaxRows &&
                          k::linear_few_rows_norm_fits(n, hidden, sizeof(T));
   T* cur = res;
   T* alt = nrm;

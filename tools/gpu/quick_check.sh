@@ -20,7 +20,7 @@ tail -12 "$OUT/attention_bench.jsonl" 2>/dev/null
 [[ ${SKIP_DECODE:-0} == 1 ]] || BATCHES=${BATCHES:-1 64 256} timeout 330 tools/gpu/decode_compare.sh
 if [[ ${PDL_COMPARE:-1} == 1 ]]; then
   # Batch-1 decode step with each diagnostic switch off in turn (same binary, same run).
-  for env in "TESSERA_PDL=1" "TESSERA_PDL=0" "TESSERA_FUSED_NORM=0"; do
+  for env in "TESSERA_PDL=1" "TESSERA_PDL=0" "TESSERA_FUSED_NORM=1"; do
     out=$(env $env $bin/tessera-executor-bench --device cuda --model $model --batch 1 --input-len 128 \
       --output-len 128 --warmup 1 --repeat 2 2>/dev/null)
     python3 -c 'import json,sys; print(json.dumps({"name": "executor_b1_" + sys.argv[1], "command": sys.argv[1] + " tessera-executor-bench --device cuda --batch 1 --input-len 128 --output-len 128 --warmup 1 --repeat 2", "result": json.loads(sys.argv[2])}))' "$env" "$out" >>"$OUT/decode_compare.jsonl"
