@@ -31,20 +31,8 @@ __global__ void rope_kernel(T* q, T* k, int64_t row_stride, int num_heads, int n
     const int i0 = (w % packs_per_half) * N;
     T* x = head < num_heads ? q_row + static_cast<int64_t>(head) * head_dim
                             : k_row + static_cast<int64_t>(head - num_heads) * head_dim;
-    const Pack<T, N> x1 = load_pack<T, N>(x + i0, 0);
-    const Pack<T, N> x2 = load_pack<T, N>(x + half + i0, 0);
     Pack<T, N> o1, o2;
-#pragma unroll
-    for (int j = 0; j < N; ++j) {
-      const float c = cos_sin[i0 + j];
-      const float s = cos_sin[half + i0 + j];
-      const float a = to_float(x1.v[j]);
-      const float b = to_float(x2.v[j]);
-      o1.v[j] = from_float<T>(__fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s)));
-      o2.v[j] = from_float<T>(__fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s)));
-    }
-    store_pack<T, N>(x + i0, 0, o1);
-    store_pack<T, N>(x + half + i0, 0, o2);
+    rotate_pack<T, N>(x, half, i0, cos_sin, o1, o2);
   }
 }
 

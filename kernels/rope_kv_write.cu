@@ -46,20 +46,8 @@ __global__ void rope_kv_write_kernel(T* q, T* k, const T* v, int64_t row_stride,
     const bool is_key = head >= num_heads;
     const int64_t head_offset = static_cast<int64_t>(is_key ? head - num_heads : head) * head_dim;
     T* x = (is_key ? k_row : q_row) + head_offset;
-    const Pack<T, N> x1 = load_pack<T, N>(x + i0, 0);
-    const Pack<T, N> x2 = load_pack<T, N>(x + half + i0, 0);
     Pack<T, N> o1, o2;
-#pragma unroll
-    for (int j = 0; j < N; ++j) {
-      const float c = cos_sin[i0 + j];
-      const float s = cos_sin[half + i0 + j];
-      const float a = to_float(x1.v[j]);
-      const float b = to_float(x2.v[j]);
-      o1.v[j] = from_float<T>(__fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s)));
-      o2.v[j] = from_float<T>(__fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s)));
-    }
-    store_pack<T, N>(x + i0, 0, o1);
-    store_pack<T, N>(x + half + i0, 0, o2);
+    rotate_pack<T, N>(x, half, i0, cos_sin, o1, o2);
     if (is_key && cached) {
       store_pack<T, N>(k_dst + head_offset + i0, 0, o1);
       store_pack<T, N>(k_dst + head_offset + half + i0, 0, o2);
