@@ -33,6 +33,14 @@ using cuda::check;
 using cuda::DeviceMemory;
 using cuda::PinnedMemory;
 
+CudaExecutor::Impl::Knobs CudaExecutor::Impl::Knobs::from_environment() {
+  Knobs k;
+  if (const char* v = std::getenv("TESSERA_PDL")) k.pdl = std::strcmp(v, "0") != 0;
+  if (const char* v = std::getenv("TESSERA_L2_PREFETCH_MB")) k.l2_prefetch_bytes = std::strtoull(v, nullptr, 10) << 20;
+  if (const char* v = std::getenv("TESSERA_FUSED_NORM")) k.fused_norm = std::strcmp(v, "1") == 0;
+  return k;
+}
+
 void CudaExecutor::Impl::allocate(const CudaExecutorOptions& o) {
   const LlamaConfig& c = weights.config;
   const int64_t m = o.max_num_batched_tokens, s = o.max_num_seqs;
@@ -77,6 +85,7 @@ CudaExecutor::CudaExecutor(const std::filesystem::path& model_dir, const CudaExe
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.options = options;
+  m.knobs = Impl::Knobs::from_environment();
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) throw Error("no CUDA device is available");
   if (options.device < 0 || options.device >= devices) {

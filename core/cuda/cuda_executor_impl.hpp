@@ -66,6 +66,18 @@ struct CudaExecutor::Impl {
   std::vector<int32_t> last_logit_rows;          // rows of `logits` the last step's sampling sequences used
   std::unique_ptr<cuda::DecodeGraphs> graphs;    // null when CUDA graphs are off
   int32_t scratch_block = 0;                     // a KV block no request owns: padding rows of graph steps write it
+  // Diagnostic knobs from the environment, read once at construction (forward() runs per eager step):
+  // TESSERA_PDL=0 launches every kernel normally; TESSERA_L2_PREFETCH_MB (default 16, 0 = off) is how much of the next
+  // O projection the QKV GEMV asks L2 to fetch; TESSERA_FUSED_NORM=1 fuses the RMSNorms into the next GEMV at batch
+  // <= 2 (off by default: on the H100 it made the batch-1 step slower, 6.22 vs 5.80 ms, bench/results
+  // h100-2026-11-23-session2 runs 9-10).
+  struct Knobs {
+    bool pdl = true;
+    size_t l2_prefetch_bytes = size_t{16} << 20;
+    bool fused_norm = false;
+    static Knobs from_environment();
+  };
+  Knobs knobs;
 
   size_t elem() const { return dtype_size(weights.dtype); }
   cudaDataType_t cuda_type() const { return weights.dtype == DType::F32 ? CUDA_R_32F : CUDA_R_16BF; }

@@ -53,13 +53,9 @@ void CudaExecutor::Impl::forward(const cuda::StepShape& shape) {
   // Our kernels launch with programmatic dependent launch (kernels/cuda_common.cuh): each starts while the one before
   // finishes (a GEMV streams its first weights meanwhile, the decode attention its old K/V rows) and waits for it
   // before touching activations. The prefill attention kernel and cuBLAS launch normally, which is always safe.
-  // Diagnostic knobs, read here (eager steps and graph captures): TESSERA_PDL=0 launches everything normally;
-  // TESSERA_L2_PREFETCH_MB (default 16, 0 = off) is how much of the next O projection the QKV GEMV asks L2 to fetch,
-  // so HBM keeps streaming while RoPE and attention run; TESSERA_FUSED_NORM=1 fuses the RMSNorms into the next GEMV.
-  const char* pdl_env = std::getenv("TESSERA_PDL");
-  const bool pdl = pdl_env == nullptr || std::strcmp(pdl_env, "0") != 0;
-  const char* prefetch_env = std::getenv("TESSERA_L2_PREFETCH_MB");
-  const size_t prefetch_cap = (prefetch_env ? std::strtoull(prefetch_env, nullptr, 10) : 16) << 20;
+  // The diagnostic knobs (TESSERA_PDL, TESSERA_L2_PREFETCH_MB, TESSERA_FUSED_NORM) are read once at construction.
+  const bool pdl = knobs.pdl;
+  const size_t prefetch_cap = knobs.l2_prefetch_bytes;
   auto few_rows_fit = [&](const void* x, const void* w, int64_t rows, int64_t in_features) {
     return rows >= 1 && rows <= k::kMaxFewRows && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
            reinterpret_cast<uintptr_t>(w) % 16 == 0 && in_features % static_cast<int64_t>(16 / sizeof(T)) == 0;
@@ -81,10 +77,7 @@ void CudaExecutor::Impl::forward(const cuda::StepShape& shape) {
   // normalizes its input itself (launch_linear_few_rows_norm, bit-identical to the separate kernels, one kernel
   // boundary less) and writes the new residual to `alt` (its blocks still read `cur`), and the two swap; otherwise
   // add_rms_norm updates `cur` in place and normalizes into `alt` for the GEMV.
-  // Off unless TESSERA_FUSED_NORM=1: on the H100 the fused kernel made the batch-1 step slower (6.22 vs 5.83 ms,
-  // bench/results/h100-2026-11-23-session2 run 9): every block's norm prologue costs more than the launch it saves.
-  const char* fuse_env = std::getenv("TESSERA_FUSED_NORM");
-  const bool fuse_norm = fuse_env != nullptr && std::strcmp(fuse_env, "1") == 0 && n <= k::kFusedNormMaxRows &&
+  const bool fuse_norm = knobs.fused_norm && n <= k::kFusedNormMaxRows &&
                          k::linear_few_rows_norm_fits(n, hidden, sizeof(T));
   T* cur = res;
   T* alt = nrm;
