@@ -1,7 +1,8 @@
-// Sampling on the GPU, one block per logits row. Passes over the row (all of them read it from global memory; a
-// 128k-vocab row is 500 KB and stays in L2 between passes):
+// Sampling on the GPU. Greedy rows: their argmax is spread over many blocks (sampling_greedy.cuh: kernel 1 writes
+// per-slice partials to the workspace, this file's kernel reduces them). Other rows: one block per logits row, passes
+// over the row (all of them read it from global memory; a 128k-vocab row is 500 KB and stays in L2 between passes):
 //   1. max / argmax (lowest id on ties) / garbage check / count of finite logits, fused with the first top-k
-//      histogram. Greedy rows stop here.
+//      histogram.
 //   2. top-k: radix selection of the k-th largest logit over the 32-bit order key of the float (digits of 11, 11 and
 //      10 bits, counting histograms in shared memory); ties at the k-th value keep the lowest ids (a tie pass).
 //   3. top-p: total fixed-point mass of the top-k set (fused with the first mass histogram), then the same radix
@@ -9,17 +10,18 @@
 //   4. draw: per-tile sums of the kept weights, a block scan, and one warp walking the tile that holds the target.
 // Weights are fixed-point integers (kSamplingWeightBits), so every sum is exact and the result does not depend on the
 // order in which threads add: the same (seed, offset) and logits always give the same token.
-// Cost: greedy 1 pass; top-k 3-4 passes; top-p 4 more; draw 1. A 128k row is read by one SM (a few us a pass from
-// L2), so one lone row costs several to tens of microseconds; many rows run side by side. Every pass keeps several
-// loads in flight per thread (pass 1, whose results do not depend on the visiting order, reads 16-byte vectors
-// when the row is aligned; the others read their tiles four values per lane at a time). Known slack for later: splitting a row
-// over several blocks (workspace), warp-aggregating the 64-bit mass atomics, compacting candidates into shared
-// memory after the first digit. The tie passes (equal logits straddling the top-k / top-p boundary) scan in id
-// order with two barriers per 1024 ids and only run when such a tie exists.
+// Cost of a sampled row: top-k 3-4 passes; top-p 4 more; draw 1. A 128k row is read by one SM (a few us a
+// pass from L2), so one lone row costs several to tens of microseconds; many rows run side by side. Every pass keeps
+// several loads in flight per thread (pass 1, whose results do not depend on the visiting order, reads 16-byte
+// vectors when the row is aligned; the others read their tiles four values per lane at a time). Known slack for
+// later: splitting a sampled row over several blocks (as the greedy path does), warp-aggregating the 64-bit mass
+// atomics, compacting candidates into shared memory after the first digit. The tie passes (equal logits straddling
+// the top-k / top-p boundary) scan in id order with two barriers per 1024 ids and only run when such a tie exists.
 #include <climits>
 
 #include "kernels/cuda_common.cuh"
 #include "kernels/sampling.hpp"
+#include "kernels/sampling_greedy.cuh"
 
 namespace tessera::kernels::cuda {
 
@@ -262,17 +264,26 @@ __device__ int find_nth_id(const float* row, int vocab, u64 n, Shared& sh, P&& p
 
 __global__ void __launch_bounds__(kThreads)
     sample_kernel(const float* __restrict__ logits, int vocab, int tile_len, int num_tiles,
-                  const SamplingRow* __restrict__ rows, int32_t* __restrict__ out_ids) {
+                  const SamplingRow* __restrict__ rows, const GreedyPartial* __restrict__ greedy_partials,
+                  int num_slices, int32_t* __restrict__ out_ids) {
   __shared__ Shared sh;
   pdl_launch_dependents();
   pdl_wait();
   const int64_t r = blockIdx.x;
+  // Greedy row (temperature <= 0 or NaN; block-uniform): greedy_partials_kernel's blocks computed the argmax of its
+  // slices; reduce their partials. (Tested before the row's other parameters are loaded: keeps the sampled path free
+  // of register spills.)
+  if (!(rows[r].temperature > 0.0f)) {
+    if (threadIdx.x < 32) {
+      const int id = greedy_reduce_partials(greedy_partials + r * num_slices, num_slices);
+      if (threadIdx.x == 0) out_ids[r] = id;
+    }
+    return;
+  }
   const float* row = logits + r * vocab;
   const SamplingRow params = rows[r];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-
-  const bool greedy = !(params.temperature > 0.0f);
-  const bool want_top_k = !greedy && params.top_k > 0 && params.top_k < vocab;
+  const bool want_top_k = params.top_k > 0 && params.top_k < vocab;
 
   // Pass 1: argmax, garbage, finite count (+ the first top-k histogram).
   if (want_top_k)
@@ -314,10 +325,6 @@ __global__ void __launch_bounds__(kThreads)
   const u64 num_finite = block_sum_u64(finite, sh);
   if (any_bad || num_finite == 0) {
     if (tid == 0) out_ids[r] = -1;
-    return;
-  }
-  if (greedy) {
-    if (tid == 0) out_ids[r] = best_id;
     return;
   }
 
@@ -472,18 +479,27 @@ __global__ void __launch_bounds__(kThreads)
 
 }  // namespace
 
-size_t sampling_workspace_bytes(int /*num_rows*/, int /*vocab*/) { return 0; }
+size_t sampling_workspace_bytes(int num_rows, int vocab) {
+  if (num_rows <= 0 || vocab < 1) return 0;
+  return static_cast<size_t>(num_rows) * static_cast<size_t>(greedy_num_slices(vocab)) * sizeof(GreedyPartial);
+}
 
 cudaError_t launch_sample(const float* logits, int num_rows, int vocab, const SamplingRow* rows, int32_t* out_ids,
-                          void* /*workspace*/, size_t workspace_bytes, cudaStream_t stream, bool pdl) {
+                          void* workspace, size_t workspace_bytes, cudaStream_t stream, bool pdl) {
   if (num_rows < 0 || vocab < 1 || vocab > kSamplingMaxVocab) return cudaErrorInvalidValue;
   if (workspace_bytes < sampling_workspace_bytes(num_rows, vocab)) return cudaErrorInvalidValue;
   if (num_rows == 0) return cudaSuccess;
+  if (workspace == nullptr || reinterpret_cast<uintptr_t>(workspace) % alignof(GreedyPartial) != 0) {
+    return cudaErrorInvalidValue;
+  }
+  auto* partials = static_cast<GreedyPartial*>(workspace);
+  const cudaError_t partials_launched = launch_greedy_partials(logits, num_rows, vocab, rows, partials, stream, pdl);
+  if (partials_launched != cudaSuccess) return partials_launched;
   // Tiles of the draw (and of every pass): at most kThreads of them, each a multiple of 32 ids long.
   const int tile_len = static_cast<int>(ceil_div(ceil_div(vocab, kThreads), 32)) * 32;
   const int num_tiles = static_cast<int>(ceil_div(vocab, tile_len));
   return launch_kernel(pdl, sample_kernel, static_cast<unsigned>(num_rows), kThreads, 0, stream, logits, vocab,
-                       tile_len, num_tiles, rows, out_ids);
+                       tile_len, num_tiles, rows, partials, greedy_num_slices(vocab), out_ids);
 }
 
 }  // namespace tessera::kernels::cuda

@@ -67,17 +67,23 @@ inline constexpr int32_t kSamplingMaxVocab = 1 << 23;
 
 namespace tessera::kernels::cuda {
 
-// Scratch bytes launch_sample needs for this shape (the kernel works in shared memory today: 0, but callers
-// allocate what this says so that a later multi-block version can change it).
+// Scratch bytes launch_sample needs for this shape: one 16-byte partial per (row, 4096-logit slice) for the greedy
+// path, num_rows * ceil(vocab / 4096) * 16 (0 for num_rows <= 0). Allocate it for the most rows any call will use.
 size_t sampling_workspace_bytes(int num_rows, int vocab);
 
-// Device pointers. logits: [num_rows][vocab] FP32; rows: [num_rows]; out_ids: [num_rows]. One block per row,
-// several passes over the row (which stays in L2): radix selection over the logits' float bit patterns for the
-// k-th largest logit (counts) and for the top-p boundary (fixed-point mass), no sort.
+// Device pointers. logits: [num_rows][vocab] FP32; rows: [num_rows]; out_ids: [num_rows]; workspace: 16-byte aligned
+// (cudaMalloc), at least sampling_workspace_bytes(num_rows, vocab), contents need not be initialized.
+// Two kernels. Greedy rows: the argmax is spread over ceil(vocab / 4096) blocks per row, each writing its slice's
+// (best logit, lowest id, NaN / +inf / finite seen) to the workspace; the second kernel reduces a row's partials
+// (the highest logit, lowest id among equal logits; -0 == +0; independent of block scheduling). Other rows: one
+// block per row in the second kernel, several passes over the row (which stays in L2): radix selection over the
+// logits' float bit patterns for the k-th largest logit (counts) and for the top-p boundary (fixed-point mass), no
+// sort. Any mix of greedy and sampled rows in one call gives each row the id it gets alone.
 // A row holding NaN or +inf, or only -inf, is model garbage: its out_id is -1 (the CPU Sampler throws); -inf
-// tokens are never drawn. Asynchronous on `stream`, never synchronizes; returns the launch status
-// (cudaErrorInvalidValue for num_rows < 0, vocab outside [1, kSamplingMaxVocab], or too little workspace).
-// pdl: programmatic dependent launch (kernels/cuda_common.cuh); same results either way.
+// tokens are never drawn. Asynchronous on `stream`, never synchronizes or allocates (graph-capturable); returns the
+// launch status (cudaErrorInvalidValue for num_rows < 0, vocab outside [1, kSamplingMaxVocab], or too little or
+// misaligned workspace).
+// pdl: programmatic dependent launch (kernels/cuda_common.cuh) for both kernels; same results either way.
 cudaError_t launch_sample(const float* logits, int num_rows, int vocab, const SamplingRow* rows, int32_t* out_ids,
                           void* workspace, size_t workspace_bytes, cudaStream_t stream, bool pdl = false);
 

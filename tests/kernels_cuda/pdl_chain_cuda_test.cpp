@@ -73,6 +73,7 @@ struct Chain {
       k_cache2{kNumBlocks * kBlockSize * kKvOut}, v_cache2{kNumBlocks * kBlockSize * kKvOut};
   DeviceBuffer<float> logits{kMaxRows * kVocab};
   DeviceBuffer<int32_t> sampled{kMaxRows};
+  DeviceBuffer<char> sample_ws{k::sampling_workspace_bytes(static_cast<int>(kMaxRows), static_cast<int>(kVocab))};
 
   explicit Chain(int64_t row_count) : rows(row_count) {}
 
@@ -96,6 +97,7 @@ struct Chain {
     }
     if (e == cudaSuccess) e = poison_one(logits, s);
     if (e == cudaSuccess) e = poison_one(sampled, s);
+    if (e == cudaSuccess) e = poison_one(sample_ws, s);
     return e;
   }
 
@@ -131,7 +133,7 @@ struct Chain {
     step(k::launch_linear_few_rows<T>(gathered.get(), lm_head.get(), logits.get(), true, rows, kHidden, kVocab, s,
                                       pdl));
     step(k::launch_sample(logits.get(), static_cast<int>(rows), static_cast<int>(kVocab), sampling.get(),
-                          sampled.get(), nullptr, 0, s, pdl));
+                          sampled.get(), sample_ws.get(), sample_ws.size(), s, pdl));
     return e;
   }
 

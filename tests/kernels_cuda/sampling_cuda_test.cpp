@@ -33,16 +33,20 @@ SamplingParams params_of(float temperature, int32_t top_k, float top_p, uint64_t
   return p;
 }
 
-// Runs one launch over `logits` ([rows.size()][vocab]) and returns the ids.
-std::vector<int32_t> sample_on_gpu(const std::vector<float>& logits, int vocab, const std::vector<SamplingRow>& rows) {
+// Runs one launch over `logits` ([rows.size()][vocab]) and returns the ids. lead_pad floats before the logits move
+// them off 16-byte alignment (the kernels' scalar-load paths).
+std::vector<int32_t> sample_on_gpu(const std::vector<float>& logits, int vocab, const std::vector<SamplingRow>& rows,
+                                   int lead_pad = 0) {
   const int num_rows = static_cast<int>(rows.size());
-  DeviceBuffer<float> d_logits(logits);
+  std::vector<float> padded(lead_pad, 0.0f);
+  padded.insert(padded.end(), logits.begin(), logits.end());
+  DeviceBuffer<float> d_logits(padded);
   DeviceBuffer<SamplingRow> d_rows(rows);
   DeviceBuffer<int32_t> d_out(rows.size());
   const size_t ws_bytes = kernels::cuda::sampling_workspace_bytes(num_rows, vocab);
   DeviceBuffer<char> d_ws(ws_bytes);
-  EXPECT_EQ(kernels::cuda::launch_sample(d_logits.get(), num_rows, vocab, d_rows.get(), d_out.get(), d_ws.get(),
-                                         ws_bytes, nullptr),
+  EXPECT_EQ(kernels::cuda::launch_sample(d_logits.get() + lead_pad, num_rows, vocab, d_rows.get(), d_out.get(),
+                                         d_ws.get(), ws_bytes, nullptr),
             cudaSuccess);
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   return d_out.download();
@@ -202,6 +206,170 @@ TEST(SamplingCuda, GarbageRowsGiveMinusOne) {
   EXPECT_GE(ids[7], 0);
 }
 
+// The greedy id from first principles (not the Sampler): -1 when the row holds NaN or +inf or no finite logit;
+// otherwise the first id holding the largest logit (-0 == +0).
+int32_t host_greedy(const float* row, int vocab) {
+  int32_t best = -1;
+  for (int id = 0; id < vocab; ++id) {
+    const float x = row[id];
+    if (std::isnan(x) || x == kInf) return -1;
+    if (x != -kInf && (best < 0 || x > row[best])) best = id;
+  }
+  return best;
+}
+std::vector<int32_t> host_greedy_rows(const std::vector<float>& logits, int vocab) {
+  std::vector<int32_t> ids;
+  for (size_t r = 0; r * vocab < logits.size(); ++r) ids.push_back(host_greedy(logits.data() + r * vocab, vocab));
+  return ids;
+}
+
+// Greedy rows cut into 4096-logit slices (one block each): maxima tied within and across slices, in the last
+// (partial) slice, signed zeros and -inf-only-but-one rows; aligned (float4) and misaligned (scalar) loads.
+TEST(SamplingCuda, GreedySlicesKeepTheLowestIdOfTheMaxAcrossSliceBoundaries) {
+  TESSERA_REQUIRE_GPU();
+  const float kNan = std::nanf("");
+  for (int vocab : {1, 7, 4095, 4096, 4097, 8193, 128256}) {
+    std::vector<float> logits;
+    std::vector<SamplingRow> rows;
+    auto last_id = [&](int id) { return std::min(id, vocab - 1); };
+    for (int r = 0; r < 9; ++r) {
+      std::vector<float> row = random_vector(vocab, 300 * vocab + r, -3.0f, 3.0f);
+      for (float& x : row) x = std::round(x * 4.0f) / 4.0f;  // the max is tied in most rows
+      if (r == 1) std::fill(row.begin(), row.end(), 0.5f);
+      if (r == 2) row.back() = 10.0f;
+      if (r == 3)  // equal maxima in several slices: the lowest id (4095, the end of slice 0, when it exists)
+        for (int id : {vocab - 1, vocab / 2, last_id(4096), last_id(4095)}) row[id] = 9.0f;
+      if (r == 4)  // first id of slice 1 vs the end of slice 1 and the start of slice 2
+        for (int id : {last_id(8192), last_id(8191), last_id(4096)}) row[id] = 9.0f;
+      if (r == 5) {  // -0 in a later slice, +0 in an earlier one (and the reverse at small vocab): equal
+        std::fill(row.begin(), row.end(), -1.0f);
+        row[vocab - 1] = -0.0f;
+        row[vocab / 2] = 0.0f;
+      }
+      if (r == 6) {  // one finite logit, at the end
+        std::fill(row.begin(), row.end(), -kInf);
+        row.back() = -1e30f;
+      }
+      if (r == 7) {  // -FLT_MAX beats -inf
+        std::fill(row.begin(), row.end(), -kInf);
+        row[vocab / 2] = row[vocab - 1] = -std::numeric_limits<float>::max();
+      }
+      if (r == 8) row[(vocab - 1) / 4096 * 4096] = 3.5f;  // the max alone at the start of the last slice
+      EXPECT_EQ(host_greedy(row.data(), vocab), Sampler(params_of(0.0f, -1, 1.0f), vocab).sample(row))
+          << "vocab " << vocab << " row " << r;  // the host oracle agrees with the CPU Sampler
+      logits.insert(logits.end(), row.begin(), row.end());
+      const float temperature = r % 3 == 0 ? 0.0f : (r % 3 == 1 ? -1.0f : kNan);  // all greedy
+      rows.push_back(row_of(params_of(temperature, r % 2 ? 5 : -1, 0.9f), static_cast<uint64_t>(r)));
+    }
+    const std::vector<int32_t> expected = host_greedy_rows(logits, vocab);
+    EXPECT_EQ(sample_on_gpu(logits, vocab, rows), expected) << "vocab " << vocab;
+    EXPECT_EQ(sample_on_gpu(logits, vocab, rows, /*lead_pad=*/1), expected) << "vocab " << vocab << ", misaligned";
+  }
+}
+
+TEST(SamplingCuda, GreedyGarbageRowsAmongGoodRowsGiveMinusOne) {
+  TESSERA_REQUIRE_GPU();
+  for (int vocab : {4097, 128256}) {
+    std::vector<float> logits;
+    std::vector<SamplingRow> rows;
+    for (int r = 0; r < 8; ++r) {
+      std::vector<float> row = random_vector(vocab, 50 + r);
+      if (r == 1) {  // NaN in slice 1, the max in slice 0
+        row[5] = 100.0f;
+        row[4100] = std::nanf("");
+      }
+      if (r == 2) row.back() = 5.0f;
+      if (r == 3) row.back() = kInf;
+      if (r == 4) std::fill(row.begin(), row.end(), -kInf);
+      if (r == 5) row[0] = std::nanf("");
+      if (r == 6) {
+        std::fill(row.begin(), row.end(), -kInf);
+        row[vocab / 2] = kInf;
+      }
+      if (r == 7) {
+        std::fill(row.begin(), row.end(), -kInf);
+        row.back() = 0.0f;
+      }
+      logits.insert(logits.end(), row.begin(), row.end());
+      rows.push_back(row_of(params_of(0.0f, -1, 1.0f), 0));
+    }
+    const std::vector<int32_t> expected = host_greedy_rows(logits, vocab);
+    EXPECT_EQ(expected, (std::vector<int32_t>{expected[0], -1, vocab - 1, -1, -1, -1, -1, vocab - 1}));
+    EXPECT_GE(expected[0], 0);
+    EXPECT_EQ(sample_on_gpu(logits, vocab, rows), expected) << "vocab " << vocab;
+  }
+}
+
+// Greedy rows (multi-block path) and sampled rows (one block per row) in one call: each row gets the id it gets
+// alone. A sampled row with top_k 1 keeps only the greedy token, so it must agree with the greedy rows' argmax.
+TEST(SamplingCuda, MixedGreedyAndSampledRowsMatchOneAtATime) {
+  TESSERA_REQUIRE_GPU();
+  const int vocab = 128256;
+  const SamplingParams params[8] = {params_of(0.0f, -1, 1.0f),  params_of(1.0f, 50, 0.9f),
+                                    params_of(std::nanf(""), 40, 0.5f), params_of(0.7f, -1, 1.0f),
+                                    params_of(-2.0f, -1, 1.0f), params_of(1.5f, 1000, 0.5f),
+                                    params_of(0.0f, 5, 0.9f),   params_of(1.0f, 1, 1.0f)};
+  std::vector<float> logits;
+  std::vector<SamplingRow> rows;
+  for (int r = 0; r < 8; ++r) {
+    std::vector<float> row = normal_logits(vocab, 60 + r, 2.0f, 50);
+    if (r == 0 || r == 7) row[4095] = row[4096] = 30.0f;  // tie across the first slice boundary
+    logits.insert(logits.end(), row.begin(), row.end());
+    rows.push_back(row_of(params[r], static_cast<uint64_t>(r * 5)));
+  }
+  const std::vector<int32_t> ids = sample_on_gpu(logits, vocab, rows);
+  const std::vector<int32_t> greedy = host_greedy_rows(logits, vocab);
+  ASSERT_EQ(ids.size(), 8u);
+  for (int r = 0; r < 8; ++r) {
+    const std::vector<float> one(logits.begin() + int64_t{r} * vocab, logits.begin() + int64_t{r + 1} * vocab);
+    EXPECT_EQ(sample_on_gpu(one, vocab, {rows[r]}), std::vector<int32_t>{ids[r]}) << "row " << r;
+    if (!(params[r].temperature > 0.0f) || params[r].top_k == 1) {
+      EXPECT_EQ(ids[r], greedy[r]) << "row " << r;
+    } else {
+      ASSERT_TRUE(ids[r] >= 0 && ids[r] < vocab) << "row " << r;
+      EXPECT_TRUE(std::isfinite(one[ids[r]])) << "row " << r;
+    }
+  }
+  EXPECT_EQ(ids[0], 4095);
+  EXPECT_EQ(ids[7], 4095);
+}
+
+// Both kernels captured with PDL into a graph and replayed with new logits; the workspace is poisoned between replays.
+TEST(SamplingCuda, GreedyPathCapturedWithPdlReplaysWithNewLogits) {
+  TESSERA_REQUIRE_GPU();
+  const int vocab = 128256, num_rows = 3;
+  std::vector<float> variants[2];
+  for (int v = 0; v < 2; ++v) variants[v] = normal_logits(num_rows * vocab, 70 + v, 2.0f, 10);
+  const std::vector<SamplingRow> rows = {row_of(params_of(0.0f, -1, 1.0f), 0), row_of(params_of(1.0f, 1, 1.0f), 1),
+                                         row_of(params_of(0.0f, 7, 0.5f), 2)};
+  DeviceBuffer<float> d_logits(variants[0]);
+  DeviceBuffer<SamplingRow> d_rows(rows);
+  DeviceBuffer<int32_t> d_out(num_rows);
+  DeviceBuffer<char> d_ws(kernels::cuda::sampling_workspace_bytes(num_rows, vocab));
+  const TestStream stream(/*blocking=*/false);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  ASSERT_EQ(cudaStreamBeginCapture(stream.get(), cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  const cudaError_t recorded = kernels::cuda::launch_sample(d_logits.get(), num_rows, vocab, d_rows.get(), d_out.get(),
+                                                            d_ws.get(), d_ws.size(), stream.get(), /*pdl=*/true);
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamEndCapture(stream.get(), &graph), cudaSuccess);
+  ASSERT_EQ(recorded, cudaSuccess) << cudaGetErrorString(recorded);
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  cudaGraphDestroy(graph);
+  for (int replay = 0; replay < 4; ++replay) {
+    const std::vector<float>& logits = variants[replay % 2];
+    d_logits.upload(logits);
+    ASSERT_EQ(cudaMemset(d_ws.get(), 0xff, d_ws.size()), cudaSuccess);
+    ASSERT_EQ(cudaMemset(d_out.get(), 0x7f, num_rows * sizeof(int32_t)), cudaSuccess);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the copies ran on the legacy stream
+    ASSERT_EQ(cudaGraphLaunch(exec, stream.get()), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(stream.get()), cudaSuccess);
+    EXPECT_EQ(d_out.download(), host_greedy_rows(logits, vocab)) << "replay " << replay;
+  }
+  cudaGraphExecDestroy(exec);
+}
+
 TEST(SamplingCuda, TemperatureTopKTopPDistributionsMatchCpu) {
   TESSERA_REQUIRE_GPU();
   const int samples = 20000;
@@ -311,6 +479,16 @@ TEST(SamplingCuda, RejectsBadArguments) {
   EXPECT_EQ(launch_sample(logits.get(), 1, kernels::kSamplingMaxVocab + 1, rows.get(), out.get(), nullptr, 0, nullptr),
             cudaErrorInvalidValue);
   EXPECT_EQ(launch_sample(logits.get(), 0, 8, rows.get(), out.get(), nullptr, 0, nullptr), cudaSuccess);
+  // The greedy partials need workspace: too little, none, or misaligned is refused.
+  const size_t ws_bytes = kernels::cuda::sampling_workspace_bytes(1, 8);
+  EXPECT_EQ(ws_bytes, 16u);  // one 4096-logit slice, one 16-byte partial
+  EXPECT_EQ(kernels::cuda::sampling_workspace_bytes(3, 128256), 3u * 32u * 16u);
+  DeviceBuffer<char> ws(2 * ws_bytes);
+  EXPECT_EQ(launch_sample(logits.get(), 1, 8, rows.get(), out.get(), nullptr, 0, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(launch_sample(logits.get(), 1, 8, rows.get(), out.get(), ws.get(), ws_bytes - 1, nullptr),
+            cudaErrorInvalidValue);
+  EXPECT_EQ(launch_sample(logits.get(), 1, 8, rows.get(), out.get(), ws.get() + 4, ws_bytes, nullptr),
+            cudaErrorInvalidValue);
 }
 
 }  // namespace
