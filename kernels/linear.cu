@@ -15,10 +15,13 @@
 // row in increasing order (elements of a vector in order, fused multiply-add), then a fixed xor-butterfly over the
 // 32 lanes of each warp, then the S warp partials in warp order ((p0 + p1) + p2) + p3. That order depends only on
 // `in` and S (a function of in and out), never on R, O, U or where x comes from, so a row's result is
-// bit-identical whether it is computed alone or with up to 7 others, with the SwiGLU or the RMSNorm fused or not.
+// bit-identical whether it is computed alone or with up to 7 others, with the RMSNorm fused or not.
 //
-// Where x comes from (XSource): plain rows; the SwiGLU of a fused gate/up row (computed per element on the fly);
-// or RMSNorm'ed rows (the norm of the residual stream, fused): after pdl_wait() every block computes the normalized
+// What is stored (FewRowsEpilogue): y itself, or the SwiGLU of adjacent output pairs (gate row 2j, up row 2j+1 of a
+// paired gate/up weight): O is even and groups start at even rows, so lane r*O+o (o even) holds a gate value and
+// lane r*O+o+1 its up value; one shuffle brings them together and the activation is stored, never the pair.
+//
+// Where x comes from (XSource): plain rows; or RMSNorm'ed rows (the norm of the residual stream, fused): after pdl_wait() every block computes the normalized
 // rows itself into shared memory (R x in of T) with the norm kernels' own arithmetic and reduction order
 // (kernels/rms_norm.cuh), and block 0 also stores the new residual row. The blocks of an SM share the residual,
 // delta and norm-weight reads through L1, so L2 serves them about once per SM, not once per block (for QKV, whose
@@ -74,7 +77,7 @@ struct Vec16<__nv_bfloat16> {
   }
 };
 
-enum class XSource { kPlain, kSwiglu, kNormed };
+enum class XSource { kPlain, kNormed };
 
 // The fused RMSNorm's inputs (XSource::kNormed; unused otherwise). See launch_linear_few_rows_norm.
 template <class T>
@@ -87,9 +90,8 @@ struct NormInput {
   int threads = 32;             // block size of the norm kernels for this row length (their reduction order)
 };
 
-// Vector v of activation row r, in FP32. Plain: x is [R][in] (global). SwiGLU: x is [R][2 * in] = gate | up per
-// row, and the activation is silu_mul rounded to T, exactly what launch_swiglu would have stored. Normed: x is the
-// block's staged rows [R][in] in shared memory.
+// Vector v of activation row r, in FP32. Plain: x is [R][in] (global). Normed: x is the block's staged rows [R][in]
+// in shared memory.
 template <class T, XSource kSource>
 struct XReader {
   static constexpr int kN = Vec16<T>::kElements;
@@ -99,15 +101,8 @@ struct XReader {
   __device__ __forceinline__ void read(int r, int64_t v, float (&xf)[kN]) const {
     if constexpr (kSource == XSource::kPlain) {
       Vec16<T>::unpack(__ldg(x + r * vecs + v), xf);
-    } else if constexpr (kSource == XSource::kNormed) {
-      Vec16<T>::unpack(x[r * vecs + v], xf);
     } else {
-      const uint4* row = x + 2 * r * vecs;
-      float g[kN], u[kN];
-      Vec16<T>::unpack(__ldg(row + v), g);
-      Vec16<T>::unpack(__ldg(row + vecs + v), u);
-#pragma unroll
-      for (int e = 0; e < kN; ++e) xf[e] = to_float(from_float<T>(silu_mul(g[e], u[e])));
+      Vec16<T>::unpack(x[r * vecs + v], xf);
     }
   }
 };
@@ -262,7 +257,7 @@ __device__ __forceinline__ void stage_normed_rows(const NormInput<T>& norm_in, T
 
 // R activation rows, O output rows per warp group, U vectors per output row per chunk, `split` (S) warps per group
 // (1, 2 or 4: divides kWarpsPerBlock). Dynamic shared memory: XSource::kNormed's staged rows (R * in * sizeof(T)).
-template <class T, int R, int O, int U, XSource kSource>
+template <class T, int R, int O, int U, XSource kSource, FewRowsEpilogue kEpilogue>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     linear_few_rows_kernel(const T* __restrict__ x, const T* __restrict__ weight, void* __restrict__ y, bool y_f32,
                            int64_t in, int64_t out, int split, const char* __restrict__ prefetch,
@@ -345,7 +340,19 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     if (part != 0) return;
     for (int k = 1; k < split; ++k) mine += partial[warp + k][lane];  // fixed warp order
   }
-  if (lane < R * O) {
+  if constexpr (kEpilogue == FewRowsEpilogue::kSwigluPairs) {
+    static_assert(O % 2 == 0, "a group holds whole (gate, up) pairs");
+    const float up = __shfl_down_sync(0xffffffffu, mine, 1);  // every lane: no lane has left the warp
+    if (lane < R * O && lane % 2 == 0) {
+      const int r = lane / O;
+      const int64_t row = row0 + lane % O;  // even; out is even, so row + 1 < out too
+      if (row < out) {
+        // gate and up rounded to T first: exactly what launch_swiglu reads from a stored gate/up row.
+        const float g = to_float(from_float<T>(mine)), u = to_float(from_float<T>(up));
+        static_cast<T*>(y)[r * (out / 2) + row / 2] = from_float<T>(silu_mul(g, u));
+      }
+    }
+  } else if (lane < R * O) {
     const int r = lane / O;
     const int64_t row = row0 + lane % O;
     if (row < out) {
@@ -367,23 +374,21 @@ size_t norm_shared_bytes(int64_t rows, int64_t in, size_t element_bytes) {
   return static_cast<size_t>(rows) * static_cast<size_t>(in) * element_bytes;
 }
 
-template <class T, int R, XSource kSource>
+template <class T, int R, XSource kSource, FewRowsEpilogue kEpilogue>
 cudaError_t launch_for_rows(const T* x, const T* weight, void* y, bool y_f32, int64_t in, int64_t out,
                             cudaStream_t stream, bool pdl, const char* prefetch, int64_t prefetch_bytes,
                             const NormInput<T>& norm_in) {
-  constexpr bool kSwiglu = kSource == XSource::kSwiglu;
-  // More output rows per warp amortize the x reads when there are many activation rows (and the SiLU the fused
-  // kernel evaluates per x element); fewer keep the grid big. O*U = 8 sixteen-byte loads in flight per lane (4 for
-  // the fused kernel above 4 rows, whose gate/up reads would otherwise spill registers).
-  constexpr int O = (kSwiglu || R > 2) ? 4 : 2;
-  constexpr int U = (kSwiglu && R > 4) ? 1 : 8 / O;
+  // More output rows per warp amortize the x reads when there are many activation rows; fewer keep the grid big.
+  // O*U = 8 sixteen-byte loads in flight per lane. O is even (the SwiGLU epilogue's pairs).
+  constexpr int O = R > 2 ? 4 : 2;
+  constexpr int U = 8 / O;
   const int split = linear_few_rows_split(in, out, sizeof(T));  // never depends on R
   static_assert(kWarpsPerBlock % 4 == 0, "a block holds whole groups of 1, 2 or 4 warps");
   const int64_t groups = (out + O - 1) / O;
   const int64_t groups_per_block = kWarpsPerBlock / split;
   const int64_t blocks = (groups + groups_per_block - 1) / groups_per_block;
   if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
-  auto* kernel = linear_few_rows_kernel<T, R, O, U, kSource>;
+  auto* kernel = linear_few_rows_kernel<T, R, O, U, kSource, kEpilogue>;
   const size_t shared_bytes = kSource == XSource::kNormed ? norm_shared_bytes(R, in, sizeof(T)) : 0;
   if (shared_bytes > 48 * 1024) {  // above the default dynamic limit: opt in (not a stream operation)
     const cudaError_t status =
@@ -396,11 +401,12 @@ cudaError_t launch_for_rows(const T* x, const T* weight, void* y, bool y_f32, in
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-template <class T, XSource kSource>
-cudaError_t dispatch(const T* x, const T* weight, void* y, bool y_f32, int64_t rows, int64_t in, int64_t out,
-                     cudaStream_t stream, bool pdl, L2Prefetch prefetch, const NormInput<T>& norm_in = {}) {
+template <class T, XSource kSource, FewRowsEpilogue kEpilogue>
+cudaError_t dispatch_rows(const T* x, const T* weight, void* y, bool y_f32, int64_t rows, int64_t in, int64_t out,
+                          cudaStream_t stream, bool pdl, L2Prefetch prefetch, const NormInput<T>& norm_in) {
   constexpr int64_t kPerVec = 16 / sizeof(T);
   if (rows < 1 || rows > kMaxFewRows || in <= 0 || out <= 0 || in % kPerVec != 0) return cudaErrorInvalidValue;
+  if (kEpilogue == FewRowsEpilogue::kSwigluPairs && (out % 2 != 0 || y_f32)) return cudaErrorInvalidValue;
   if (weight == nullptr || y == nullptr || !aligned16(weight)) return cudaErrorInvalidValue;
   if constexpr (kSource == XSource::kNormed) {
     if (norm_in.residual == nullptr || norm_in.weight == nullptr || !aligned16(norm_in.residual) ||
@@ -416,18 +422,30 @@ cudaError_t dispatch(const T* x, const T* weight, void* y, bool y_f32, int64_t r
   const char* pf = prefetching ? static_cast<const char*>(prefetch.data) : nullptr;
   const int64_t pf_bytes = prefetching ? static_cast<int64_t>(prefetch.bytes / 16 * 16) : 0;
   switch (rows) {
-    case 1: return launch_for_rows<T, 1, kSource>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
-    case 2: return launch_for_rows<T, 2, kSource>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
-    case 3: return launch_for_rows<T, 3, kSource>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
-    case 4: return launch_for_rows<T, 4, kSource>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
-    case 5: return launch_for_rows<T, 5, kSource>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
-    case 6: return launch_for_rows<T, 6, kSource>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
-    case 7: return launch_for_rows<T, 7, kSource>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
-    default: return launch_for_rows<T, 8, kSource>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
+    case 1: return launch_for_rows<T, 1, kSource, kEpilogue>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
+    case 2: return launch_for_rows<T, 2, kSource, kEpilogue>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
+    case 3: return launch_for_rows<T, 3, kSource, kEpilogue>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
+    case 4: return launch_for_rows<T, 4, kSource, kEpilogue>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
+    case 5: return launch_for_rows<T, 5, kSource, kEpilogue>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
+    case 6: return launch_for_rows<T, 6, kSource, kEpilogue>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
+    case 7: return launch_for_rows<T, 7, kSource, kEpilogue>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
+    default: return launch_for_rows<T, 8, kSource, kEpilogue>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
   }
 }
 
 static_assert(kMaxFewRows == 8, "the few-row launchers dispatch rows 1..8");
+
+template <class T, XSource kSource>
+cudaError_t dispatch(const T* x, const T* weight, void* y, bool y_f32, int64_t rows, int64_t in, int64_t out,
+                     cudaStream_t stream, bool pdl, L2Prefetch prefetch, FewRowsEpilogue epilogue,
+                     const NormInput<T>& norm_in = {}) {
+  if (epilogue == FewRowsEpilogue::kSwigluPairs) {
+    return dispatch_rows<T, kSource, FewRowsEpilogue::kSwigluPairs>(x, weight, y, y_f32, rows, in, out, stream, pdl,
+                                                                    prefetch, norm_in);
+  }
+  return dispatch_rows<T, kSource, FewRowsEpilogue::kNone>(x, weight, y, y_f32, rows, in, out, stream, pdl, prefetch,
+                                                           norm_in);
+}
 
 }  // namespace
 
@@ -442,21 +460,16 @@ bool linear_few_rows_norm_fits(int64_t rows, int64_t in, size_t element_bytes) {
 
 template <class T>
 cudaError_t launch_linear_few_rows(const T* x, const T* weight, void* y, bool y_f32, int64_t rows, int64_t in,
-                                   int64_t out, cudaStream_t stream, bool pdl, L2Prefetch prefetch) {
-  return dispatch<T, XSource::kPlain>(x, weight, y, y_f32, rows, in, out, stream, pdl, prefetch);
-}
-
-template <class T>
-cudaError_t launch_linear_few_rows_swiglu(const T* gate_up, const T* weight, void* y, bool y_f32, int64_t rows,
-                                          int64_t in, int64_t out, cudaStream_t stream, bool pdl,
-                                          L2Prefetch prefetch) {
-  return dispatch<T, XSource::kSwiglu>(gate_up, weight, y, y_f32, rows, in, out, stream, pdl, prefetch);
+                                   int64_t out, cudaStream_t stream, bool pdl, L2Prefetch prefetch,
+                                   FewRowsEpilogue epilogue) {
+  return dispatch<T, XSource::kPlain>(x, weight, y, y_f32, rows, in, out, stream, pdl, prefetch, epilogue);
 }
 
 template <class T>
 cudaError_t launch_linear_few_rows_norm(const T* residual, const T* delta, T* residual_out, const T* norm_weight,
                                         float eps, const T* weight, void* y, bool y_f32, int64_t rows, int64_t in,
-                                        int64_t out, cudaStream_t stream, bool pdl, L2Prefetch prefetch) {
+                                        int64_t out, cudaStream_t stream, bool pdl, L2Prefetch prefetch,
+                                        FewRowsEpilogue epilogue) {
   if (in <= 0 || in / kPackElems<T> > 0x7fffffff) return cudaErrorInvalidValue;
   NormInput<T> norm_in;
   norm_in.residual = residual;
@@ -465,17 +478,16 @@ cudaError_t launch_linear_few_rows_norm(const T* residual, const T* delta, T* re
   norm_in.residual_out = residual_out;
   norm_in.eps = eps;
   norm_in.threads = threads_for(in / kPackElems<T>, norm::kMaxThreads);  // launch_add_rms_norm's block size
-  return dispatch<T, XSource::kNormed>(nullptr, weight, y, y_f32, rows, in, out, stream, pdl, prefetch, norm_in);
+  return dispatch<T, XSource::kNormed>(nullptr, weight, y, y_f32, rows, in, out, stream, pdl, prefetch, epilogue,
+                                       norm_in);
 }
 
 #define TESSERA_INSTANTIATE_LINEAR(T)                                                                              \
   template cudaError_t launch_linear_few_rows<T>(const T*, const T*, void*, bool, int64_t, int64_t, int64_t,       \
-                                                 cudaStream_t, bool, L2Prefetch);                                  \
-  template cudaError_t launch_linear_few_rows_swiglu<T>(const T*, const T*, void*, bool, int64_t, int64_t,         \
-                                                        int64_t, cudaStream_t, bool, L2Prefetch);                  \
+                                                 cudaStream_t, bool, L2Prefetch, FewRowsEpilogue);                 \
   template cudaError_t launch_linear_few_rows_norm<T>(const T*, const T*, T*, const T*, float, const T*, void*,    \
                                                       bool, int64_t, int64_t, int64_t, cudaStream_t, bool,         \
-                                                      L2Prefetch);
+                                                      L2Prefetch, FewRowsEpilogue);
 TESSERA_INSTANTIATE_LINEAR(float)
 TESSERA_INSTANTIATE_LINEAR(__nv_bfloat16)
 #undef TESSERA_INSTANTIATE_LINEAR

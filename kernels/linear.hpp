@@ -51,6 +51,13 @@ struct L2Prefetch {
   size_t bytes = 0;
 };
 
+// What a few-row GEMV stores. kNone: y = x W^T. kSwigluPairs: W is a paired gate/up weight (row 2j = gate row j,
+// row 2j+1 = up row j, out = 2 * inter) and y receives the Llama MLP activation y[r][j] = silu(g) * u, where g and u
+// are x W^T's elements 2j and 2j+1 rounded to T; y is [rows][out / 2] of T (y_f32 must be false, out even).
+// Bit-identical to the plain GEMV into a [rows][out] buffer followed by launch_swiglu (kernels/swiglu.hpp) on it:
+// the gate/up products never reach memory, and the down projection reads plain activations.
+enum class FewRowsEpilogue { kNone, kSwigluPairs };
+
 // y = x W^T for 1..kMaxFewRows rows, streaming W once with 16-byte loads (memory bound: ~weight bytes / bandwidth).
 // Device pointers. x: [rows][in] of T; weight: [out][in] of T; y: [rows][out] of float when y_f32 (LM-head logits),
 // else of T (must not alias x or weight). T = float or __nv_bfloat16; FP32 accumulation.
@@ -62,22 +69,8 @@ struct L2Prefetch {
 // previous kernel on the stream finishes and reads x only after it completed. Same results either way.
 template <class T>
 cudaError_t launch_linear_few_rows(const T* x, const T* weight, void* y, bool y_f32, int64_t rows, int64_t in,
-                                   int64_t out, cudaStream_t stream, bool pdl = false, L2Prefetch prefetch = {});
-
-// Most rows for which launch_linear_few_rows_swiglu beats launch_swiglu + launch_linear_few_rows: the fused kernel
-// evaluates the SiLU once per (row, input element) per group of 4 output rows, which stays hidden behind the weight
-// stream up to 2 rows (H100 estimate: ~9 us of issue time under the 39 us stream of the Llama-3.1-8B down projection
-// at 1 row) and grows with the row count. Larger counts are supported, just slower than the separate kernels.
-constexpr int kFusedSwigluMaxRows = 2;
-
-// The Llama down projection with the SwiGLU fused in: y = (silu(gate) * up) W^T, where gate_up: [rows][2 * in] holds
-// each row as gate (in) | up (in) (the fused gate/up GEMM output) and the activation is computed on the fly, rounded
-// to T, exactly as launch_swiglu stores it (same silu_mul). Bit-identical to launch_swiglu followed by
-// launch_linear_few_rows on its output, for every row count; same requirements, with gate_up in place of x.
-template <class T>
-cudaError_t launch_linear_few_rows_swiglu(const T* gate_up, const T* weight, void* y, bool y_f32, int64_t rows,
-                                          int64_t in, int64_t out, cudaStream_t stream, bool pdl = false,
-                                          L2Prefetch prefetch = {});
+                                   int64_t out, cudaStream_t stream, bool pdl = false, L2Prefetch prefetch = {},
+                                   FewRowsEpilogue epilogue = FewRowsEpilogue::kNone);
 
 // Most rows for which the executor fuses the RMSNorm before a GEMV into it (launch_linear_few_rows_norm): every
 // block recomputes the norm of all rows (reading residual, delta and norm weight, through L1, and staging
@@ -105,7 +98,8 @@ bool linear_few_rows_norm_fits(int64_t rows, int64_t in, size_t element_bytes);
 template <class T>
 cudaError_t launch_linear_few_rows_norm(const T* residual, const T* delta, T* residual_out, const T* norm_weight,
                                         float eps, const T* weight, void* y, bool y_f32, int64_t rows, int64_t in,
-                                        int64_t out, cudaStream_t stream, bool pdl = false, L2Prefetch prefetch = {});
+                                        int64_t out, cudaStream_t stream, bool pdl = false, L2Prefetch prefetch = {},
+                                        FewRowsEpilogue epilogue = FewRowsEpilogue::kNone);
 
 }  // namespace tessera::kernels::cuda
 #endif

@@ -16,10 +16,12 @@ void swiglu_ref(const float* gate, const float* up, float* out, int64_t n);
 namespace tessera::kernels::cuda {
 
 // Device pointers, T = float or __nv_bfloat16, FP32 math (fast exp and division: silu_mul in kernels/cuda_common.cuh,
-// relative error ~1e-6; launch_linear_few_rows_swiglu fuses the same computation). gate_up: [rows][2 * inter], each
-// row = gate | up (the fused gate/up GEMM output); out: [rows][inter] (must not alias gate_up). Asynchronous on
-// `stream`; cudaErrorInvalidValue for inter <= 0 or inter > 8M. pdl: programmatic dependent launch
-// (kernels/cuda_common.cuh); same results either way.
+// relative error ~1e-6; the few-row GEMV's kSwigluPairs epilogue computes the same, kernels/linear.hpp).
+// gate_up: [rows][2 * inter] in the CUDA executor's paired layout, element 2j = gate j and 2j+1 = up j (the output
+// of the paired gate/up weight, whose rows alternate gate and up); out: [rows][inter], out[r][j] =
+// silu(gate_up[r][2j]) * gate_up[r][2j+1] (must not alias gate_up). Asynchronous on `stream`;
+// cudaErrorInvalidValue for inter <= 0 or inter > 8M. pdl: programmatic dependent launch (kernels/cuda_common.cuh);
+// same results either way.
 template <class T>
 cudaError_t launch_swiglu(const T* gate_up, T* out, int64_t rows, int64_t inter, cudaStream_t stream,
                           bool pdl = false);

@@ -62,11 +62,14 @@ void CudaExecutor::Impl::forward(const cuda::StepShape& shape) {
   };
   // gemm() with the decode GEMV launched here (PDL, optional L2 prefetch); cuBLAS for other shapes.
   auto linear = [&](const void* x, const void* w, void* y, int64_t rows, int64_t in_features, int64_t out_features,
-                    bool y_f32 = false, k::L2Prefetch prefetch = {}) {
+                    bool y_f32 = false, k::L2Prefetch prefetch = {},
+                    k::FewRowsEpilogue epilogue = k::FewRowsEpilogue::kNone) {
     if (few_rows_fit(x, w, rows, in_features)) {
       check(k::launch_linear_few_rows<T>(static_cast<const T*>(x), static_cast<const T*>(w), y, y_f32, rows,
-                                         in_features, out_features, stream, pdl, prefetch),
+                                         in_features, out_features, stream, pdl, prefetch, epilogue),
             "linear_few_rows");
+    } else if (epilogue != k::FewRowsEpilogue::kNone) {
+      throw Error("CUDA executor: a GEMV epilogue was asked of a shape that runs on cuBLAS");  // a bug of ours
     } else {
       gemm(x, w, y, rows, in_features, out_features, y_f32);
     }
@@ -82,11 +85,12 @@ void CudaExecutor::Impl::forward(const cuda::StepShape& shape) {
   T* cur = res;
   T* alt = nrm;
   auto norm_linear = [&](const T* delta, const T* norm_weight, const void* w, void* y, int64_t out_features,
-                         bool y_f32, k::L2Prefetch prefetch, bool keep_residual) {
+                         bool y_f32, k::L2Prefetch prefetch, bool keep_residual,
+                         k::FewRowsEpilogue epilogue = k::FewRowsEpilogue::kNone) {
     if (fuse_norm && reinterpret_cast<uintptr_t>(norm_weight) % 16 == 0 && few_rows_fit(cur, w, n, hidden)) {
       T* residual_out = delta != nullptr && keep_residual ? alt : nullptr;
       check(k::launch_linear_few_rows_norm<T>(cur, delta, residual_out, norm_weight, eps, static_cast<const T*>(w), y,
-                                              y_f32, n, hidden, out_features, stream, pdl, prefetch),
+                                              y_f32, n, hidden, out_features, stream, pdl, prefetch, epilogue),
             "linear_few_rows_norm");
       if (residual_out != nullptr) std::swap(cur, alt);
       return;
@@ -96,7 +100,7 @@ void CudaExecutor::Impl::forward(const cuda::StepShape& shape) {
     } else {
       check(k::launch_rms_norm<T>(cur, norm_weight, alt, n, hidden, eps, stream, pdl), "rms_norm");
     }
-    linear(alt, w, y, n, hidden, out_features, y_f32, prefetch);
+    linear(alt, w, y, n, hidden, out_features, y_f32, prefetch, epilogue);
   };
 
   // Inputs of pipelined decodes: the previous step's sampled ids, still in `sampled` (stream order).
@@ -124,16 +128,16 @@ void CudaExecutor::Impl::forward(const cuda::StepShape& shape) {
                                        stream, pdl),
           "paged_attention");
     linear(attention.get(), w.o_proj.get(), out, n, q_out, hidden);
-    norm_linear(out, w.post_attn_norm.get<T>(), w.gate_up.get(), gate_up.get(), 2 * inter, false, {}, true);
-    // Few rows: SiLU x up computed inside the down projection (bit-identical to the two kernels below).
-    if (n <= k::kFusedSwigluMaxRows && few_rows_fit(gate_up.get(), w.down.get(), n, inter)) {
-      check(k::launch_linear_few_rows_swiglu<T>(gate_up.get<T>(), w.down.get<T>(), out, false, n, inter, hidden, stream,
-                                                pdl),
-            "down_swiglu");
+    // The gate/up weight is paired (gate j, up j adjacent rows): the decode GEMV stores silu(gate) * up itself
+    // (bit-identical to launch_swiglu over its output); larger batches run cuBLAS and launch_swiglu.
+    if (few_rows_fit(alt, w.gate_up.get(), n, hidden)) {
+      norm_linear(out, w.post_attn_norm.get<T>(), w.gate_up.get(), act.get(), 2 * inter, false, {}, true,
+                  k::FewRowsEpilogue::kSwigluPairs);
     } else {
+      norm_linear(out, w.post_attn_norm.get<T>(), w.gate_up.get(), gate_up.get(), 2 * inter, false, {}, true);
       check(k::launch_swiglu<T>(gate_up.get<T>(), act.get<T>(), n, inter, stream, pdl), "swiglu");
-      linear(act.get(), w.down.get(), out, n, inter, hidden);
     }
+    linear(act.get(), w.down.get(), out, n, inter, hidden);
   }
   // The LM head in FP32 logits over the final norm of the last token of every sampling sequence, then sampling on
   // the GPU. A decode step where every sequence samples (every graph step) samples rows 0..n-1 in order: the LM head

@@ -36,6 +36,13 @@ class Uploader {
 
   // Copies tensor `name` (expected shape `shape`) to `dst` + `offset_elements`.
   void copy(const std::string& name, const std::vector<int64_t>& shape, void* dst, int64_t offset_elements = 0) {
+    copy_rows(name, shape, dst, offset_elements, 1);
+  }
+
+  // Copies the rows of tensor `name` (rows of shape[1] elements; a 1-D tensor is one row) to `dst` +
+  // `offset_elements`, consecutive rows `row_step` rows apart: row_step 2 interleaves two tensors row by row.
+  void copy_rows(const std::string& name, const std::vector<int64_t>& shape, void* dst, int64_t offset_elements,
+                 int64_t row_step) {
     if (!checkpoint_.contains(name)) {
       throw Error(checkpoint_.dir().string() + ": tensor '" + name + "' is missing");
     }
@@ -46,15 +53,18 @@ class Uploader {
       for (int64_t d : view.shape) got += (got.empty() ? "" : ", ") + std::to_string(d);
       throw Error(view.file.string() + ": tensor '" + name + "' has shape [" + got + "], expected [" + want + "]");
     }
-    std::byte* out = static_cast<std::byte*>(dst) + offset_elements * dtype_size(dtype_);
-    const size_t bytes = static_cast<size_t>(view.numel()) * dtype_size(dtype_);
-    if (view.dtype == dtype_) {
-      check(cudaMemcpy(out, view.data, bytes, cudaMemcpyHostToDevice), "uploading weights");
-    } else {
-      staging_.resize(bytes);
+    const size_t row_bytes = static_cast<size_t>(shape.size() == 2 ? shape[1] : view.numel()) * dtype_size(dtype_);
+    const size_t rows = static_cast<size_t>(view.numel()) * dtype_size(dtype_) / row_bytes;
+    std::byte* out = static_cast<std::byte*>(dst) + static_cast<size_t>(offset_elements) * dtype_size(dtype_);
+    const void* src = view.data;
+    if (view.dtype != dtype_) {
+      staging_.resize(rows * row_bytes);
       convert(view.data, view.dtype, staging_.data(), dtype_, view.numel());
-      check(cudaMemcpy(out, staging_.data(), bytes, cudaMemcpyHostToDevice), "uploading weights");
+      src = staging_.data();
     }
+    check(cudaMemcpy2D(out, row_bytes * static_cast<size_t>(row_step), src, row_bytes, row_bytes, rows,
+                       cudaMemcpyHostToDevice),
+          "uploading weights");
   }
 
   DeviceMemory allocate(int64_t elements, size_t& total) {
@@ -98,8 +108,9 @@ CudaWeights CudaWeights::load(const std::filesystem::path& dir, DType dtype) {
     layer.post_attn_norm = up.allocate(hidden, w.total_bytes);
     up.copy(p + "post_attention_layernorm.weight", {hidden}, layer.post_attn_norm.get());
     layer.gate_up = up.allocate(2 * inter * hidden, w.total_bytes);
-    up.copy(p + "mlp.gate_proj.weight", {inter, hidden}, layer.gate_up.get(), 0);
-    up.copy(p + "mlp.up_proj.weight", {inter, hidden}, layer.gate_up.get(), inter * hidden);
+    // Paired rows (gate j, up j adjacent): the decode GEMV's SwiGLU epilogue finds each pair in one warp group.
+    up.copy_rows(p + "mlp.gate_proj.weight", {inter, hidden}, layer.gate_up.get(), 0, 2);
+    up.copy_rows(p + "mlp.up_proj.weight", {inter, hidden}, layer.gate_up.get(), hidden, 2);
     layer.down = up.allocate(hidden * inter, w.total_bytes);
     up.copy(p + "mlp.down_proj.weight", {hidden, inter}, layer.down.get());
     w.layers.push_back(std::move(layer));

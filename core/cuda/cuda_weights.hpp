@@ -15,7 +15,7 @@ struct CudaLayerWeights {
   DeviceMemory qkv;             // [(heads + 2 * kv_heads) * head_dim, hidden]
   DeviceMemory o_proj;          // [hidden, heads * head_dim]
   DeviceMemory post_attn_norm;  // [hidden]
-  DeviceMemory gate_up;         // [2 * intermediate, hidden]: gate rows, then up rows
+  DeviceMemory gate_up;         // [2 * intermediate, hidden]: paired rows, 2j = gate j, 2j + 1 = up j
   DeviceMemory down;            // [hidden, intermediate]
 };
 

@@ -67,7 +67,7 @@ struct Chain {
   DeviceBuffer<kernels::SamplingRow> sampling{kMaxRows};
   // Activations and caches (poisoned before each run); the second qkv / cache set takes rope + kv_cache_write.
   DeviceBuffer<T> res{kMaxRows * kHidden}, nrm{kMaxRows * kHidden}, qkv{kMaxRows * kQkvOut}, qkv2{kMaxRows * kQkvOut},
-      out{kMaxRows * kHidden}, gate_up{kMaxRows * 2 * kInter}, act{kMaxRows * kInter}, down_out{kMaxRows * kHidden},
+      out{kMaxRows * kHidden}, gate_up{kMaxRows * 2 * kInter}, act{kMaxRows * kInter}, act_fused{kMaxRows * kInter},
       gathered{kMaxRows * kHidden};
   DeviceBuffer<T> k_cache{kNumBlocks * kBlockSize * kKvOut}, v_cache{kNumBlocks * kBlockSize * kKvOut},
       k_cache2{kNumBlocks * kBlockSize * kKvOut}, v_cache2{kNumBlocks * kBlockSize * kKvOut};
@@ -91,7 +91,7 @@ struct Chain {
   }
   cudaError_t poison(cudaStream_t s) const {
     cudaError_t e = cudaSuccess;
-    for (const DeviceBuffer<T>* b : {&res, &nrm, &qkv, &qkv2, &out, &gate_up, &act, &down_out, &gathered, &k_cache,
+    for (const DeviceBuffer<T>* b : {&res, &nrm, &qkv, &qkv2, &out, &gate_up, &act, &act_fused, &gathered, &k_cache,
                                      &v_cache, &k_cache2, &v_cache2}) {
       if (e == cudaSuccess) e = poison_one(*b, s);
     }
@@ -124,10 +124,10 @@ struct Chain {
     step(k::launch_add_rms_norm<T>(res.get(), out.get(), norm_w.get(), nrm.get(), rows, kHidden, kEps, s, pdl));
     step(k::launch_linear_few_rows<T>(nrm.get(), gate_up_w.get(), gate_up.get(), false, rows, kHidden, 2 * kInter, s,
                                       pdl));
-    step(k::launch_linear_few_rows_swiglu<T>(gate_up.get(), down_w.get(), out.get(), false, rows, kInter, kHidden, s,
-                                             pdl));
     step(k::launch_swiglu<T>(gate_up.get(), act.get(), rows, kInter, s, pdl));
-    step(k::launch_linear_few_rows<T>(act.get(), down_w.get(), down_out.get(), false, rows, kInter, kHidden, s, pdl));
+    step(k::launch_linear_few_rows<T>(nrm.get(), gate_up_w.get(), act_fused.get(), false, rows, kHidden, 2 * kInter, s,
+                                      pdl, {}, k::FewRowsEpilogue::kSwigluPairs));
+    step(k::launch_linear_few_rows<T>(act_fused.get(), down_w.get(), out.get(), false, rows, kInter, kHidden, s, pdl));
     step(k::launch_add_rms_norm<T>(res.get(), out.get(), norm_w.get(), nrm.get(), rows, kHidden, kEps, s, pdl));
     step(k::launch_embedding<T>(nrm.get(), rows, kHidden, logit_rows.get(), rows, gathered.get(), s, pdl));
     step(k::launch_linear_few_rows<T>(gathered.get(), lm_head.get(), logits.get(), true, rows, kHidden, kVocab, s,
@@ -145,7 +145,7 @@ struct Chain {
       cudaMemcpy(bytes.data(), b.get(), bytes.size(), cudaMemcpyDeviceToHost);
       all.push_back(std::move(bytes));
     };
-    for (const DeviceBuffer<T>* b : {&res, &nrm, &qkv, &qkv2, &out, &gate_up, &act, &down_out, &gathered, &k_cache,
+    for (const DeviceBuffer<T>* b : {&res, &nrm, &qkv, &qkv2, &out, &gate_up, &act, &act_fused, &gathered, &k_cache,
                                      &v_cache, &k_cache2, &v_cache2}) {
       add(*b);
     }
@@ -155,7 +155,7 @@ struct Chain {
   }
 };
 
-const char* const kBufferNames[] = {"res",     "nrm",     "qkv",      "qkv2",     "out",    "gate_up", "act",  "down_out",
+const char* const kBufferNames[] = {"res",     "nrm",     "qkv",      "qkv2",     "out",    "gate_up", "act",  "act_fused",
                                     "gathered", "k_cache", "v_cache", "k_cache2", "v_cache2", "logits", "sampled"};
 
 void expect_same(const std::vector<std::vector<unsigned char>>& a, const std::vector<std::vector<unsigned char>>& b,
@@ -180,8 +180,8 @@ template <class T>
 void expect_consistent(const std::vector<std::vector<unsigned char>>& snap, int64_t rows, const std::string& what) {
   EXPECT_TRUE(snap[2] == snap[3]) << "rope_kv_write vs rope: " << what;
   EXPECT_TRUE(snap[9] == snap[11] && snap[10] == snap[12]) << "caches: " << what;
-  const size_t used = static_cast<size_t>(rows * kHidden) * sizeof(T);
-  EXPECT_EQ(std::memcmp(snap[4].data(), snap[7].data(), used), 0) << "fused vs unfused down projection: " << what;
+  const size_t used = static_cast<size_t>(rows * kInter) * sizeof(T);
+  EXPECT_EQ(std::memcmp(snap[6].data(), snap[7].data(), used), 0) << "SwiGLU epilogue vs launch_swiglu: " << what;
   std::vector<int32_t> ids(kMaxRows);
   std::memcpy(ids.data(), snap[14].data(), ids.size() * 4);
   for (int64_t r = 0; r < rows; ++r) EXPECT_TRUE(ids[r] >= 0 && ids[r] < kVocab) << "row " << r << ": " << what;

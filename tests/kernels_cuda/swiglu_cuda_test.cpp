@@ -1,4 +1,4 @@
-// launch_swiglu on a fused gate|up buffer against swiglu_ref, FP32 and BF16.
+// launch_swiglu on a paired gate/up buffer (gate j, up j alternate) against swiglu_ref, FP32 and BF16.
 #include "kernels/swiglu.hpp"
 #include "tests/kernels_cuda/cuda_test_util.hpp"
 
@@ -14,17 +14,20 @@ class SwigluCuda : public ::testing::Test {};
 using Types = ::testing::Types<float, __nv_bfloat16>;
 TYPED_TEST_SUITE(SwigluCuda, Types);
 
-// Reference over the fused layout: row r = gate (inter) | up (inter).
+// Reference over the paired layout: row r = g0, u0, g1, u1, ... (split into gate and up for swiglu_ref).
 std::vector<float> reference(const std::vector<float>& gate_up, int64_t rows, int64_t inter) {
-  std::vector<float> out(rows * inter);
+  std::vector<float> out(rows * inter), gate(inter), up(inter);
   for (int64_t r = 0; r < rows; ++r) {
-    const float* row = gate_up.data() + r * 2 * inter;
-    kernels::swiglu_ref(row, row + inter, out.data() + r * inter, inter);
+    for (int64_t j = 0; j < inter; ++j) {
+      gate[j] = gate_up[(r * inter + j) * 2];
+      up[j] = gate_up[(r * inter + j) * 2 + 1];
+    }
+    kernels::swiglu_ref(gate.data(), up.data(), out.data() + r * inter, inter);
   }
   return out;
 }
 
-TYPED_TEST(SwigluCuda, FusedGateUpMatchesCpuReference) {
+TYPED_TEST(SwigluCuda, PairedGateUpMatchesCpuReference) {
   TESSERA_REQUIRE_GPU();
   using T = TypeParam;
   struct Shape {
@@ -34,8 +37,8 @@ TYPED_TEST(SwigluCuda, FusedGateUpMatchesCpuReference) {
   for (const Shape s : {Shape{1, 14336}, Shape{3, 14336}, Shape{17, 8}, Shape{4, 36}, Shape{5, 37}, Shape{2, 1}}) {
     std::vector<float> gate_up = random_vector(s.rows * 2 * s.inter, 81, -8.0f, 8.0f);
     // Saturated gates: exp(-g) overflows for g = -100 (silu -> -0), vanishes for g = 100 (silu -> g).
-    gate_up[0] = -100.0f;
-    if (s.inter > 1) gate_up[1] = 100.0f;
+    gate_up[0] = -100.0f;                  // gate 0
+    if (s.inter > 1) gate_up[2] = 100.0f;  // gate 1
     gate_up = rounded<T>(gate_up);
     const std::vector<float> expected = reference(gate_up, s.rows, s.inter);
 

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
-"""Summarises tools/gpu/profile.sh's ncu CSV: GPU time per kernel kind in the LAST decode step (the kernels after the
-last embedding launch but one: each step starts with the token embedding and ends with the gather embedding +
-LM head + sampling). Usage: profile_summary.py decode_profile.csv"""
+"""Summarises an ncu CSV of tools/gpu/profile.sh or itl_check.sh: GPU time per kernel kind in the LAST decode step
+(from the last resolve_pending_tokens launch, which opens every step's forward pass; older builds without it: from
+the second-last embedding launch). Usage: profile_summary.py decode_profile.csv"""
 import csv, re, sys
 from collections import defaultdict
 
 rows = [r for r in csv.DictReader(l for l in open(sys.argv[1]) if l.startswith('"'))]
 names = [r["Kernel Name"] for r in rows]
-starts = [i for i, n in enumerate(names) if "embedding_kernel" in n]
-# Embedding launches come in pairs per step (token embedding, gather): the last step starts at the second-last pair.
-step = rows[starts[-2]:]
+opens = [i for i, n in enumerate(names) if "resolve_pending_tokens" in n]
+if opens:
+    step = rows[opens[-1]:]
+else:  # embedding launches came in pairs per step (token embedding, gather)
+    starts = [i for i, n in enumerate(names) if "embedding_kernel" in n]
+    step = rows[starts[-2]:]
 total = defaultdict(float)
 count = defaultdict(int)
 for r in step:
