@@ -274,9 +274,9 @@ TEST(SamplingCuda, GreedyGarbageRowsAmongGoodRowsGiveMinusOne) {
     std::vector<SamplingRow> rows;
     for (int r = 0; r < 8; ++r) {
       std::vector<float> row = random_vector(vocab, 50 + r);
-      if (r == 1) {  // NaN in slice 1, the max in slice 0
+      if (r == 1) {  // the max in slice 0, NaN in the last slice
         row[5] = 100.0f;
-        row[4100] = std::nanf("");
+        row[vocab - 1] = std::nanf("");
       }
       if (r == 2) row.back() = 5.0f;
       if (r == 3) row.back() = kInf;

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # On the GPU machine, from the repository root, bundle in .gpu/: the batch-1 decode ITL against its roofline in one
 # run, for a kernel change. The GPU tests (GTEST_FILTER narrows them), the ceilings (tessera-gpu-roofline), the
-# batch-1 decode step of this build and, side by side, of a baseline build (.gpu/bin/tessera-executor-bench-base,
-# when bundled) in alternating rounds, the served batch-1 ITL through tessera-bench, and an ncu profile of one
-# batch-1 decode step at the card's own clocks (--clock-control none).
+# batch-1 decode step of this build and, side by side, of other builds or settings (VARIANTS; by default a baseline
+# build bundled as .gpu/bin/tessera-executor-bench-base) in alternating rounds, the served batch-1 ITL through
+# tessera-bench, and an ncu profile of one batch-1 decode step at the card's own clocks (--clock-control none).
 #   $OUT/itl.jsonl            one line per measurement: name, command, result
 #   $OUT/tests.log            the GPU tests' output
 #   $OUT/decode_profile.csv   ncu, one row per kernel of a prefill + 2 decode steps
@@ -32,13 +32,16 @@ fi
 roof=$($bin/tessera-gpu-roofline 2>/dev/null) && record roofline "$roof" "tessera-gpu-roofline"
 python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print({k: v for k, v in r.items() if not isinstance(v, (dict, list))})' "$roof"
 step_args=(--device cuda --model $model --batch 1 --input-len 128 --output-len 128 --warmup 1 --repeat 2)
+# VARIANTS: space-separated NAME|BINARY|ENV (ENV may be empty or VAR=value,VAR=value), measured in turn each round.
+variants=${VARIANTS:-"this|tessera-executor-bench| base|tessera-executor-bench-base|"}
 for round in $(seq ${ROUNDS:-3}); do
-  for variant in ${VARIANTS:-this base}; do
-    exe=$bin/tessera-executor-bench; [[ $variant == base ]] && exe=$bin/tessera-executor-bench-base
-    [[ -x $exe ]] || continue
-    out=$($exe "${step_args[@]}" 2>/dev/null) || { echo "$variant failed"; continue; }
-    record "executor_b1_${variant}_round$round" "$out" "$(basename $exe) ${step_args[*]}"
-    echo "round $round $variant: $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["decode_step_median_ms"])' "$out") ms"
+  for spec in $variants; do
+    IFS='|' read -r name exe env_list <<<"$spec"
+    [[ -x $bin/$exe ]] || continue
+    envs=(); [[ -n $env_list ]] && IFS=',' read -r -a envs <<<"$env_list"
+    out=$(env "${envs[@]}" $bin/$exe "${step_args[@]}" 2>/dev/null) || { echo "$name failed"; continue; }
+    record "executor_b1_${name}_round$round" "$out" "${envs[*]} $exe ${step_args[*]}"
+    echo "round $round $name: $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["decode_step_median_ms"])' "$out") ms"
   done
 done
 if [[ ${SERVED:-1} == 1 ]]; then
