@@ -66,20 +66,6 @@ size_t partial_bytes(int num_seqs, int num_heads, int head_dim, const paged::Dec
   return parts * (2 + static_cast<size_t>(head_dim)) * sizeof(float);
 }
 
-// Bytes of the workspace's leading counter area: one counter per (sequence, query head) for the largest batch any
-// split launch can have, so that the area is the same for every launch (any num_seqs, any context bound) on this
-// device and model, and its zeros survive from one launch to the next. A bound past every real one (2^30 keys) is
-// split at least as often as any shorter one (kShortSpan only ever splits less), and plan_decode never splits a
-// batch again once a smaller one was not split. 16-byte multiple: the partials after it stay aligned.
-size_t counter_bytes(int num_heads, int blocks_per_seq, int sm_count) {
-  constexpr int kLongestSpan = 1 << 30;
-  int split_seqs = 0;
-  while (split_seqs < 65535 && plan_decode(split_seqs + 1, blocks_per_seq, kLongestSpan, sm_count).num_splits > 1)
-    ++split_seqs;
-  const size_t bytes = static_cast<size_t>(split_seqs) * num_heads * sizeof(unsigned);
-  return (bytes + 15) / 16 * 16;
-}
-
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 }  // namespace
@@ -97,15 +83,7 @@ size_t paged_attention_workspace_bytes(int max_num_seqs, int max_context_len, in
     if (plan.num_splits == 1) break;  // more sequences never split again
     most = std::max(most, partial_bytes(n, num_heads, head_dim, plan));
   }
-  return most == 0 ? 0 : counter_bytes(num_heads, blocks_per_seq, sm_count) + most;
-}
-
-size_t paged_attention_workspace_counter_bytes(int max_num_seqs, int max_context_len, int num_heads,
-                                               int num_kv_heads, int head_dim, int sliding_window) {
-  if (paged_attention_workspace_bytes(max_num_seqs, max_context_len, num_heads, num_kv_heads, head_dim,
-                                      sliding_window) == 0)
-    return 0;
-  return counter_bytes(num_heads, decode_blocks_per_seq(num_heads, num_kv_heads), current_sm_count());
+  return most;
 }
 
 template <class T>
@@ -148,20 +126,16 @@ cudaError_t launch_paged_attention(const T* q, int64_t q_row_stride, const T* ke
   args.sliding_window = params.sliding_window;
   args.out = out;
 
-  const int blocks_per_seq = decode_blocks_per_seq(params.num_heads, layout.num_kv_heads);
-  const int sm_count = current_sm_count();
   const paged::DecodePlan plan =
-      plan_decode(num_seqs, blocks_per_seq, decode_span(max_context_len, params.sliding_window), sm_count);
+      plan_decode(num_seqs, decode_blocks_per_seq(params.num_heads, layout.num_kv_heads),
+                  decode_span(max_context_len, params.sliding_window), current_sm_count());
   paged::Partials partials;
-  if (plan.num_splits > 1) {
-    // The counters lead (the same area for every launch), the partials of this launch follow.
-    const size_t counters = counter_bytes(params.num_heads, blocks_per_seq, sm_count);
-    const size_t needed = counters + partial_bytes(num_seqs, params.num_heads, head_dim, plan);
+  const size_t needed = partial_bytes(num_seqs, params.num_heads, head_dim, plan);
+  if (needed > 0) {
     if (!workspace || workspace_bytes < needed || reinterpret_cast<uintptr_t>(workspace) % sizeof(float) != 0)
       return cudaErrorInvalidValue;
     const size_t parts = static_cast<size_t>(num_seqs) * params.num_heads * plan.num_splits;
-    partials.counters = static_cast<unsigned*>(workspace);
-    partials.max = reinterpret_cast<float*>(static_cast<char*>(workspace) + counters);
+    partials.max = static_cast<float*>(workspace);
     partials.sum = partials.max + parts;
     partials.acc = partials.sum + parts;
   }

@@ -39,21 +39,11 @@ void paged_attention_ref(const float* q, const float* key_cache, const float* va
 
 namespace tessera::kernels::cuda {
 
-// Scratch bytes launch_paged_attention needs (the split decode's arrival counters and FP32 partials) for ANY launch
-// on the current device with num_seqs <= max_num_seqs and max_context_len <= the given one (same heads / window);
-// 0 when no split is ever needed. Host only, cheap (queries the current device's SM count, which steers the split
-// count).
-// Initialisation contract: the workspace's first paged_attention_workspace_counter_bytes(...) bytes (the counters)
-// must be zero before the first launch that uses it, e.g. one cudaMemset(workspace, 0, bytes) of the whole
-// workspace right after allocating it. Every launch that completes leaves them zero again, so later launches and
-// CUDA-graph replays need nothing; the rest of the workspace is scratch (any content). Launches that share a
-// workspace must not run concurrently (as for the partials).
+// Scratch bytes launch_paged_attention needs (split-K partials of the decode path) for ANY launch on the current
+// device with num_seqs <= max_num_seqs and max_context_len <= the given one (same heads / window); 0 when no
+// split is ever needed. Host only, cheap (queries the current device's SM count, which steers the split count).
 size_t paged_attention_workspace_bytes(int max_num_seqs, int max_context_len, int num_heads, int num_kv_heads,
                                        int head_dim, int sliding_window);
-// Length of the counter area at the start of that workspace (same arguments; 0 when the workspace is empty). The
-// area depends only on the heads and the device, so it is the same for every launch sized within the bounds.
-size_t paged_attention_workspace_counter_bytes(int max_num_seqs, int max_context_len, int num_heads,
-                                               int num_kv_heads, int head_dim, int sliding_window);
 
 // Paged attention of a varlen batch on the GPU; same semantics as paged_attention_ref (new tokens' K/V are in the
 // cache already). Device pointers; T = float or __nv_bfloat16 for q, the caches and out.
@@ -68,23 +58,20 @@ size_t paged_attention_workspace_counter_bytes(int max_num_seqs, int max_context
 // Paths: sequences with query_len == 1 take the decode kernel (one block per (sequence, kv head) that reads each
 //   K/V row once for all query heads of the group; BF16 on sm_80+: tensor cores fed by a 3-stage cp.async
 //   pipeline, P rounded to BF16 for P V; the context is split (flash-decoding) into partitions of whole 64-key
-//   tiles when the grid would not fill the GPU (small batches, contexts above one tile): the splits write FP32
-//   partials to `workspace`, and the last split block of each (sequence, head chunk) to finish combines them in the
-//   same kernel, so decode is always one launch). Sequences
+//   tiles when the grid would not fill the GPU (small batches, contexts above one tile), with a small combine
+//   kernel over the FP32 partials in `workspace`). Sequences
 //   with query_len > 1 take the flash-attention prefill kernel (BF16 on sm_80+: tensor cores, mma.sync with P in BF16;
 //   FP32: tiled CUDA cores); a mixed batch launches both kernels on `stream` (each skips the other's sequences), so
 //   decode rows never pay for prefill tiles.
 // Requirements (else cudaErrorInvalidValue, nothing launched): head_dim 64 or 128, num_heads a multiple of
 //   num_kv_heads, q / caches / out 16-byte aligned and q_row_stride a multiple of 16 / sizeof(T) elements,
-//   num_seqs <= 65535, workspace_bytes >= paged_attention_workspace_bytes(num_seqs, max_context_len, ...) and the
-//   workspace 4-byte aligned, its counter area zeroed once (see paged_attention_workspace_bytes).
+//   num_seqs <= 65535, workspace_bytes >= paged_attention_workspace_bytes(num_seqs, max_context_len, ...).
 // Block ids and lengths are trusted (the executor validates plans). Asynchronous on `stream`, never synchronizes,
 // allocates nothing; returns the launch status.
-// pdl: the decode kernel launches with programmatic dependent launch (kernels/cuda_common.cuh): it starts while
-//   the kernel before it (the step's KV write) finishes, and lets the kernel after it start its prologue early
-//   (that kernel's pdl_wait() still waits for the split combine). Before its pdl_wait() it reads, besides nothing
-//   written by earlier kernels, two things the caller must guarantee no kernel of the stream's current PDL chain
-//   writes: the step inputs (query_start,
+// pdl: the decode kernel (and its split combine) launch with programmatic dependent launch (kernels/cuda_common.cuh):
+//   they start while the kernel before them (the step's KV write) finishes, and let the kernel after them start its
+//   prologue early. Before their pdl_wait() they read, besides nothing written by earlier kernels, two things the
+//   caller must guarantee no kernel of the stream's current PDL chain writes: the step inputs (query_start,
 //   query_len, context_len, block_tables: copied before the chain's first normally launched kernel) and, of each
 //   decode sequence, the K/V rows at positions below context_len - 1 (earlier steps' tokens; only the new token at
 //   context_len - 1 may be written just before). q, the new token's K/V row, the workspace and out are touched

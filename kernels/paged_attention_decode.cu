@@ -1,11 +1,10 @@
 // Decode path of paged attention (one new query token per sequence): grouped-query aware, split along the context
-// (flash-decoding) when the launcher asks for more than one split; the last split block of each (sequence, head
-// chunk) to finish combines the split partials (paged_attention_combine.cuh), so a decode is one launch.
+// (flash-decoding) when the launcher asks for more than one split, plus the kernel combining the split partials.
 // The CUDA-core kernel here serves FP32 (and BF16 below sm_80); BF16 on sm_80+ takes the pipelined tensor-core
 // kernel of paged_attention_decode_tc.cu.
 #include <type_traits>
 
-#include "kernels/paged_attention_combine.cuh"
+#include "kernels/paged_attention_internal.cuh"
 
 // Compile-time switch: 0 keeps BF16 decode on the CUDA-core kernel below instead of paged_attention_decode_tc.cu.
 #ifndef TESSERA_DECODE_TENSOR_CORES
@@ -36,7 +35,6 @@ struct DecodeShape {
 // G: query heads handled together (compile-time upper bound; the real count `heads` may be smaller). Each block
 // reads every K/V row of its split once and applies it to all `heads` query heads of its kv head.
 // Programmatic dependent launch: only the step inputs (lengths, query_start) are read before pdl_wait().
-// Dynamic shared memory (split launches only): combine_shared_floats(G, plan.num_splits) floats for the combine.
 template <class T, int D, int G>
 __global__ void __launch_bounds__(kDecodeThreads)
     decode_kernel(Args<T> a, int group_chunks, DecodePlan plan, Partials partials) {
@@ -58,7 +56,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
   const int split = blockIdx.z;
   const int begin = first + split * plan.partition;
   const int end = split == plan.num_splits - 1 ? context : min(context, begin + plan.partition);
-  if (begin >= end) return;  // this sequence's visible range is shorter than the split grid: not counted
+  if (begin >= end) return;  // this sequence's visible range is shorter than the split grid
 
   __shared__ float scores[G][kDecodeTile];
   __shared__ float alpha_shared[G];
@@ -195,21 +193,17 @@ __global__ void __launch_bounds__(kDecodeThreads)
   }
   __syncthreads();
 
-  const int used = plan.num_splits == 1 ? 1 : used_splits(context, a.sliding_window, plan);
-  T* out = a.out + token * a.num_heads * D + static_cast<int64_t>(head0) * D;  // the chunk's heads
-  const int64_t part0 = (static_cast<int64_t>(seq) * a.num_heads + head0) * plan.num_splits;
   for (int idx = tid; idx < heads * D; idx += kDecodeThreads) {
     const int g = idx / D;
     const int d = idx % D;
     float total = 0.0f;
 #pragma unroll
     for (int w = 0; w < kDecodeWarps; ++w) total += reduce[w][g][d];
+    const int head = head0 + g;
     if (plan.num_splits == 1) {
-      out[idx] = from_float<T>(total / run_sum[g]);
-    } else if (used == 1) {
-      out[idx] = single_split_output<T, false>(run_max[g], run_sum[g], total);
+      a.out[token * a.num_heads * D + static_cast<int64_t>(head) * D + d] = from_float<T>(total / run_sum[g]);
     } else {
-      const int64_t part = part0 + static_cast<int64_t>(g) * plan.num_splits + split;
+      const int64_t part = (static_cast<int64_t>(seq) * a.num_heads + head) * plan.num_splits + split;
       partials.acc[part * D + d] = total;
       if (d == 0) {
         partials.max[part] = run_max[g];
@@ -217,10 +211,82 @@ __global__ void __launch_bounds__(kDecodeThreads)
       }
     }
   }
-  if (used == 1) return;
-  if (!arrive_last_split(partials.counters + static_cast<int64_t>(seq) * a.num_heads + head0, used)) return;
-  extern __shared__ float decode_combine_smem[];
-  combine_splits<T, false, kDecodeThreads, D>(partials, part0, plan.num_splits, used, heads, out, decode_combine_smem);
+}
+
+constexpr int kCombineThreads = 128;  // >= head_dim: one output element per thread
+constexpr int kCombinePrefetch = 8;   // splits whose accumulators each thread loads before the maxima arrive
+
+// One block per (head, sequence): out = sum_p w_p acc_p / sum_p w_p sum_p with w_p = exp(max_p - max) (exp2 when
+// the partial maxima are in base-2 units), summed over p in increasing order. Only the splits the sequence's
+// visible range reaches are read: the grid is planned for the max_context_len bound, shorter sequences leave the
+// later splits untouched. The maxima, sums and the first kCombinePrefetch accumulators are loaded together (one
+// memory round trip at small split counts). Programmatic dependent launch: only the step inputs are read before
+// pdl_wait(). Dynamic shared memory: 2 * num_splits floats (the weights, then the sums).
+template <class T>
+__global__ void __launch_bounds__(kCombineThreads)
+    combine_kernel(Args<T> a, int head_dim, DecodePlan plan, Partials partials, bool base2_max) {
+  extern __shared__ float combine_smem[];
+  float* weights = combine_smem;
+  float* sums = combine_smem + plan.num_splits;
+  __shared__ float warp_maxima[kCombineThreads / 32];
+  const int head = blockIdx.x;
+  const int seq = blockIdx.y;
+  const int query_len = a.query_len[seq];
+  const int context = a.context_len[seq];
+  const int64_t token = a.query_start[seq];
+  pdl_launch_dependents();
+  pdl_wait();  // the partials from here on
+  if (query_len != 1) return;
+  const int span = context - first_visible(context - 1, a.sliding_window);
+  const int used = min(plan.num_splits, (span + plan.partition - 1) / plan.partition);
+  const int64_t part0 = (static_cast<int64_t>(seq) * a.num_heads + head) * plan.num_splits;
+  const int tid = threadIdx.x;
+
+  float acc_first[kCombinePrefetch];  // splits 0 .. kCombinePrefetch - 1 of element d = tid
+#pragma unroll
+  for (int p = 0; p < kCombinePrefetch; ++p)
+    acc_first[p] = p < used && tid < head_dim ? partials.acc[(part0 + p) * head_dim + tid] : 0.0f;
+  const bool has_first = tid < used;
+  const float first_max = has_first ? partials.max[part0 + tid] : -CUDART_INF_F;
+  const float first_sum = has_first ? partials.sum[part0 + tid] : 0.0f;
+
+  float local_max = first_max;
+  for (int p = tid + kCombineThreads; p < used; p += kCombineThreads) local_max = fmaxf(local_max, partials.max[part0 + p]);
+  local_max = warp_max(local_max);
+  if (tid % 32 == 0) warp_maxima[tid / 32] = local_max;
+  __syncthreads();
+  float global_max = warp_maxima[0];
+#pragma unroll
+  for (int w = 1; w < kCombineThreads / 32; ++w) global_max = fmaxf(global_max, warp_maxima[w]);
+  // Every used split saw at least one key: its max is finite, and so is global_max.
+  auto weight = [&](float split_max) {
+    const float difference = split_max - global_max;
+    return base2_max ? exp2f(difference) : expf(difference);
+  };
+  if (has_first) {
+    weights[tid] = weight(first_max);
+    sums[tid] = first_sum;
+  }
+  for (int p = tid + kCombineThreads; p < used; p += kCombineThreads) {
+    weights[p] = weight(partials.max[part0 + p]);
+    sums[p] = partials.sum[part0 + p];
+  }
+  __syncthreads();
+  float denominator = 0.0f;
+  for (int p = 0; p < used; ++p) denominator = __fmaf_rn(weights[p], sums[p], denominator);
+  const float inv = 1.0f / denominator;
+  for (int d = tid; d < head_dim; d += kCombineThreads) {
+    float total = 0.0f;
+    int p = 0;
+    if (d == tid) {  // the prefetched splits
+#pragma unroll
+      for (int k = 0; k < kCombinePrefetch; ++k)
+        if (k < used) total = __fmaf_rn(weights[k], acc_first[k], total);
+      p = min(used, kCombinePrefetch);
+    }
+    for (; p < used; ++p) total = __fmaf_rn(weights[p], partials.acc[(part0 + p) * head_dim + d], total);
+    a.out[token * a.num_heads * head_dim + static_cast<int64_t>(head) * head_dim + d] = from_float<T>(total * inv);
+  }
 }
 
 template <class T, int D, int G>
@@ -230,14 +296,8 @@ cudaError_t launch_decode_shape(const Args<T>& args, int num_seqs, const DecodeP
   const int group_chunks = (group + G - 1) / G;
   const dim3 grid(static_cast<unsigned>(args.num_kv_heads * group_chunks), static_cast<unsigned>(num_seqs),
                   static_cast<unsigned>(plan.num_splits));
-  const size_t combine_bytes = plan.num_splits > 1 ? combine_shared_floats(G, plan.num_splits) * sizeof(float) : 0;
-  if (combine_bytes > 0) {
-    const cudaError_t status = cudaFuncSetAttribute(decode_kernel<T, D, G>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                    static_cast<int>(combine_bytes));
-    if (status != cudaSuccess) return status;
-  }
-  return launch_kernel(pdl, decode_kernel<T, D, G>, grid, dim3(kDecodeThreads), combine_bytes, stream, args,
-                       group_chunks, plan, partials);
+  return launch_kernel(pdl, decode_kernel<T, D, G>, grid, dim3(kDecodeThreads), 0, stream, args, group_chunks, plan,
+                       partials);
 }
 
 template <class T, int D>
@@ -255,14 +315,23 @@ cudaError_t launch_decode_dim(const Args<T>& args, int num_seqs, const DecodePla
 template <class T>
 cudaError_t launch_decode(const Args<T>& args, int head_dim, int num_seqs, const DecodePlan& plan,
                           const Partials& partials, cudaStream_t stream, bool pdl) {
+  cudaError_t status = cudaSuccess;
+  bool tensor_cores = false;
 #if TESSERA_DECODE_TENSOR_CORES
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    if (bf16_tensor_cores_available())
-      return launch_decode_tensor_core(args, head_dim, num_seqs, plan, partials, stream, pdl);
+    tensor_cores = bf16_tensor_cores_available();
+    if (tensor_cores) status = launch_decode_tensor_core(args, head_dim, num_seqs, plan, partials, stream, pdl);
   }
 #endif
-  return head_dim == 64 ? launch_decode_dim<T, 64>(args, num_seqs, plan, partials, stream, pdl)
-                        : launch_decode_dim<T, 128>(args, num_seqs, plan, partials, stream, pdl);
+  if (!tensor_cores) {
+    status = head_dim == 64 ? launch_decode_dim<T, 64>(args, num_seqs, plan, partials, stream, pdl)
+                            : launch_decode_dim<T, 128>(args, num_seqs, plan, partials, stream, pdl);
+  }
+  if (status != cudaSuccess || plan.num_splits == 1) return status;
+  static_assert(kCombineThreads >= 128, "one thread per output element of a head (head_dim <= 128)");
+  const dim3 grid(static_cast<unsigned>(args.num_heads), static_cast<unsigned>(num_seqs));
+  return launch_kernel(pdl, combine_kernel<T>, grid, dim3(kCombineThreads), 2 * plan.num_splits * sizeof(float),
+                       stream, args, head_dim, plan, partials, tensor_cores);
 }
 
 template cudaError_t launch_decode<float>(const Args<float>&, int, int, const DecodePlan&, const Partials&,

@@ -14,9 +14,7 @@
 // group's heads are zero and never written out): S = Q K^T (Q fragments stay in registers, K via ldmatrix), base-2
 // online softmax in FP32, O += P V (P rounded to BF16 as the A operand, V via ldmatrix.trans). At the end the four
 // warps' (max, sum, O) are merged through shared memory, then written as the output (one split) or as the split's
-// FP32 partial (max in base-2 units); the last split block of a (sequence, head chunk) to finish combines the
-// partials of all its splits into the output (paged_attention_combine.cuh). A unit whose visible range falls into a
-// single split writes its output directly, by the combine's arithmetic for one split.
+// FP32 partial for the combine kernel (max in base-2 units).
 //
 // Precision: as the tensor-core prefill kernel: BF16 products are exact, accumulation FP32, P rounded to BF16
 // (relative error <= 2^-9 per weight) for P V only; the row sums use the unrounded FP32 P.
@@ -27,9 +25,6 @@
 // it copies that row (when it lies in those tiles), reads q and goes on. At small batches the cache reads of the
 // old tokens thus overlap the RoPE / KV-write kernel, and only the new row and q (both in L2) are on the critical
 // path.
-#include <algorithm>
-
-#include "kernels/paged_attention_combine.cuh"
 #include "kernels/paged_attention_mma.cuh"
 
 namespace tessera::kernels::cuda::paged {
@@ -149,7 +144,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int split = blockIdx.z;
   const int begin = first + split * plan.partition;
   const int end = split == plan.num_splits - 1 ? context : min(context, begin + plan.partition);
-  if (begin >= end) {  // a split past this sequence's visible range: neither counted nor combined
+  if (begin >= end) {  // a split past this sequence's visible range: the combine never reads it
     pdl_launch_dependents();
     pdl_wait();
     return;
@@ -325,9 +320,6 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
   __syncthreads();
 
-  const int used = plan.num_splits == 1 ? 1 : used_splits(context, a.sliding_window, plan);
-  bf16* out = a.out + token * a.num_heads * D + static_cast<int64_t>(head0) * D;  // the chunk's heads
-  const int64_t part0 = (static_cast<int64_t>(seq) * a.num_heads + head0) * plan.num_splits;
   for (int idx = tid; idx < heads * D; idx += kThreads) {
     const int g = idx / D;
     const int d = idx % D;
@@ -343,12 +335,11 @@ __global__ void __launch_bounds__(kThreads, 2)
       total += weight * o_shared[(w * kHeadRows + g) * L::kOStride + d];
       denominator += weight * sum_shared[w * kHeadRows + g];
     }
+    const int head = head0 + g;
     if (plan.num_splits == 1) {
-      out[idx] = __float2bfloat16(total / denominator);
-    } else if (used == 1) {
-      out[idx] = single_split_output<bf16, true>(merged_max, denominator, total);
+      a.out[token * a.num_heads * D + static_cast<int64_t>(head) * D + d] = __float2bfloat16(total / denominator);
     } else {
-      const int64_t part = part0 + static_cast<int64_t>(g) * plan.num_splits + split;
+      const int64_t part = (static_cast<int64_t>(seq) * a.num_heads + head) * plan.num_splits + split;
       partials.acc[part * D + d] = total;
       if (d == 0) {
         partials.max[part] = merged_max;
@@ -356,21 +347,13 @@ __global__ void __launch_bounds__(kThreads, 2)
       }
     }
   }
-  if (used == 1) return;
-  if (!arrive_last_split(partials.counters + static_cast<int64_t>(seq) * a.num_heads + head0, used)) return;
-  // The pipeline memory is free (every thread has passed the arrival's barriers).
-  combine_splits<bf16, true, kThreads, D>(partials, part0, plan.num_splits, used, heads, out,
-                                       reinterpret_cast<float*>(decode_tc_smem));
 #endif
 }
 
 template <int D>
 cudaError_t launch_tc_dim(const Args<bf16>& args, int num_seqs, const DecodePlan& plan, const Partials& partials,
                           cudaStream_t stream, bool pdl) {
-  // The pipeline memory also holds the combine's weights (far more than needed at any plausible split count).
-  const size_t bytes = std::max(DecodeTcLayout<D>::kSmemBytes,
-                                plan.num_splits > 1 ? combine_shared_floats(kHeadRows, plan.num_splits) * sizeof(float)
-                                                    : size_t{0});
+  constexpr size_t bytes = DecodeTcLayout<D>::kSmemBytes;
   cudaError_t status =
       cudaFuncSetAttribute(decode_tc_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
   if (status != cudaSuccess) return status;

@@ -33,20 +33,17 @@ struct Args {
 // blockIdx.z == p. num_splits == 1 writes the output directly, otherwise partials go to the workspace.
 // The plan depends on host arguments only (num_seqs, the max_context_len bound, heads), so a launch captured in a
 // CUDA graph stays valid for any context lengths up to that bound: a split that starts past a sequence's visible
-// range does nothing, and the combine reads only the splits a sequence really used.
+// range does nothing, and the combine kernel reads only the splits a sequence really used.
 struct DecodePlan {
   int num_splits = 1;
   int partition = 0;  // tokens per split (a multiple of the decode key tile); the last split runs to the end
 };
 
-// Workspace of a split launch (launch_paged_attention carves it): the arrival counters first (a fixed area, zero
-// between launches: see paged_attention_combine.cuh), counter [seq * num_heads + first query head of the block's
-// chunk] per (sequence, head chunk); then the split-K partials (FP32): max and sum [num_seqs][num_heads][num_splits],
-// then acc [num_seqs][num_heads][num_splits][head_dim] (unnormalised: sum_k exp(s_k - max) v_k). The CUDA-core
-// decode kernel stores max in natural units (scaled scores), the tensor-core one in base-2 units
-// (scores * log2(e)); each combines its own.
+// Workspace layout of the split-K partials (FP32): max and sum [num_seqs][num_heads][num_splits], then
+// acc [num_seqs][num_heads][num_splits][head_dim] (unnormalised: sum_k exp(s_k - max) v_k). The CUDA-core decode
+// kernel stores max in natural units (scaled scores), the tensor-core one in base-2 units (scores * log2(e)); the
+// combine kernel is told which.
 struct Partials {
-  unsigned* counters = nullptr;
   float* max = nullptr;
   float* sum = nullptr;
   float* acc = nullptr;
@@ -102,20 +99,20 @@ bool bf16_tensor_cores_available();
 // blocks per kv head. The launcher's split heuristic counts blocks with it.
 inline constexpr int kDecodeTcHeads = 16;
 
-// Decode path: one block per (sequence, kv head, group chunk of <= 8 query heads, split); with several splits the
-// last split block of each (sequence, chunk) to finish combines the partials (one launch, no combine kernel).
-// Sequences whose query_len != 1 are skipped (the prefill kernel takes them). Defined in paged_attention_decode.cu.
+// Decode path: one block per (sequence, kv head, group chunk of <= 8 query heads, split). Sequences whose
+// query_len != 1 are skipped (the prefill kernel takes them). Defined in paged_attention_decode.cu.
 // BF16 on sm_80+ takes the tensor-core kernel (launch_decode_tensor_core) unless built with
 // TESSERA_DECODE_TENSOR_CORES=0; FP32 (and older GPUs) the CUDA-core kernel.
-// pdl: the decode kernel launches with programmatic dependent launch (launch_paged_attention's contract: step
-// inputs and the cache rows before each decode sequence's last position may be read before pdl_wait()).
+// pdl: the decode kernel and the combine launch with programmatic dependent launch (launch_paged_attention's
+// contract: step inputs and the cache rows before each decode sequence's last position may be read before
+// pdl_wait()).
 template <class T>
 cudaError_t launch_decode(const Args<T>& args, int head_dim, int num_seqs, const DecodePlan& plan,
                           const Partials& partials, cudaStream_t stream, bool pdl);
 
 // Tensor-core decode kernel (BF16): one block per (sequence, kv head, chunk of <= 16 query heads, split), K/V tiles
-// gathered by a multi-stage cp.async pipeline, split partials combined in the kernel. Defined in
-// paged_attention_decode_tc.cu.
+// gathered by a multi-stage cp.async pipeline. Partial maxima in base-2 units. Launches the decode kernel only
+// (the caller launches the combine). Defined in paged_attention_decode_tc.cu.
 cudaError_t launch_decode_tensor_core(const Args<__nv_bfloat16>& args, int head_dim, int num_seqs,
                                       const DecodePlan& plan, const Partials& partials, cudaStream_t stream, bool pdl);
 

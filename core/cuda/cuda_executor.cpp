@@ -73,11 +73,6 @@ void CudaExecutor::Impl::allocate(const CudaExecutorOptions& o) {
   attention_workspace_bytes = kernels::cuda::paged_attention_workspace_bytes(
       static_cast<int>(s), c.max_position_embeddings, c.num_heads, c.num_kv_heads, c.head_dim, c.sliding_window.value_or(0));
   attention_workspace = DeviceMemory(attention_workspace_bytes, "attention workspace");
-  // The split decode attention's arrival counters (at the workspace's start) must be zero before the first launch;
-  // every launch leaves them zero (kernels/paged_attention.hpp).
-  if (attention_workspace_bytes > 0) {
-    check(cudaMemset(attention_workspace.get(), 0, attention_workspace_bytes), "clearing the attention workspace");
-  }
   sampling_workspace_bytes = kernels::cuda::sampling_workspace_bytes(static_cast<int>(s), c.vocab_size);
   sampling_workspace = DeviceMemory(sampling_workspace_bytes, "sampling workspace");
   // cuBLAS gets its workspace up front: it must not allocate while a graph is being captured.

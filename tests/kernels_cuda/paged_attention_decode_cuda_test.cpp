@@ -117,7 +117,7 @@ TYPED_TEST(PagedAttentionDecodeCuda, LargeGqaGroupsSpanSeveralHeadChunks) {
 
 // A decode step captured once for a (batch, context bucket) must serve every later step whose lengths fit the
 // bucket: replay the same graph after changing the device-side context lengths, including a padding slot
-// (query_len 0) that is skipped, and find the split counters at zero each time.
+// (query_len 0) that is skipped.
 TYPED_TEST(PagedAttentionDecodeCuda, CapturedGraphFollowsDeviceContextLengths) {
   TESSERA_REQUIRE_GPU();
   BatchSpec spec;
@@ -149,8 +149,6 @@ TYPED_TEST(PagedAttentionDecodeCuda, CapturedGraphFollowsDeviceContextLengths) {
     TESSERA_CUDA_OK(cudaGraphLaunch(exec, stream));
     TESSERA_CUDA_OK(cudaStreamSynchronize(stream));
     problem.expect_matches_reference();
-    // The split counters are back at zero whatever number of splits each sequence used this time.
-    for (uint32_t counter : problem.counters()) ASSERT_EQ(counter, 0u);
   }
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);

@@ -107,12 +107,7 @@ class AttentionProblem {
     d_out_ = std::make_unique<DeviceBuffer<T>>(q_dense_.size());
     workspace_bytes_ = kernels::cuda::paged_attention_workspace_bytes(
         num_seqs, max_context_len_, spec.num_heads, spec.num_kv_heads, spec.head_dim, spec.sliding_window);
-    counter_bytes_ = kernels::cuda::paged_attention_workspace_counter_bytes(
-        num_seqs, max_context_len_, spec.num_heads, spec.num_kv_heads, spec.head_dim, spec.sliding_window);
     d_ws_ = std::make_unique<DeviceBuffer<uint8_t>>(std::max<size_t>(workspace_bytes_, 1));
-    // The launcher's contract: the counters zero before the first launch (as the executor does at allocation);
-    // the partials after them keep DeviceBuffer's poison (NaN), which no launch may read before writing.
-    cudaMemset(d_ws_->get(), 0, counter_bytes_);
   }
 
   const std::vector<int32_t>& context_lengths() const { return context_len_; }
@@ -127,19 +122,6 @@ class AttentionProblem {
   }
   // Unwritten output rows read back as NaN.
   void poison_output() { cudaMemset(d_out_->get(), 0xff, d_out_->size() * sizeof(T)); }
-  // NaN into the workspace's partials (not its counters): a launch that combined partials it did not write first
-  // would produce NaN.
-  void poison_partials() {
-    if (workspace_bytes_ > counter_bytes_)
-      cudaMemset(d_ws_->get() + counter_bytes_, 0xff, workspace_bytes_ - counter_bytes_);
-  }
-  size_t counter_bytes() const { return counter_bytes_; }
-  // The workspace's split counters (zero between launches).
-  std::vector<uint32_t> counters() const {
-    std::vector<uint32_t> host(counter_bytes_ / sizeof(uint32_t));
-    cudaMemcpy(host.data(), d_ws_->get(), host.size() * sizeof(uint32_t), cudaMemcpyDeviceToHost);
-    return host;
-  }
 
   cudaError_t launch(cudaStream_t stream, bool pdl = false) const {
     return kernels::cuda::launch_paged_attention<T>(
@@ -214,7 +196,6 @@ class AttentionProblem {
   std::unique_ptr<DeviceBuffer<int32_t>> d_start_, d_qlen_, d_ctx_, d_tables_;
   std::unique_ptr<DeviceBuffer<uint8_t>> d_ws_;
   size_t workspace_bytes_ = 0;
-  size_t counter_bytes_ = 0;
 };
 
 // Builds the problem, runs the GPU launcher on the default stream and checks it against the oracle.

@@ -1,8 +1,8 @@
 // tessera-attention-bench: the decode path of launch_paged_attention alone, at the Llama-3.1-8B attention shape
 // (32 query heads, 8 kv heads, head_dim 128, BF16, block size 16) for batch x context in {1x128, 1x130, 1x2048,
 // 1x8192, 8x1000, 64x1000, 256x1000, 256x2000}. Random BF16 K/V cache, random (shuffled) block tables, every sequence at the
-// same context. Each timed run is one launch (the decode kernel, which combines its splits itself), timed with CUDA
-// events after an L2 flush, median of 20 after 5 warm-up runs. Each case runs twice: max_context_len = the context, and the
+// same context. Each timed run is one launch (decode kernel + split combine), timed with CUDA events after an L2
+// flush, median of 20 after 5 warm-up runs. Each case runs twice: max_context_len = the context, and the
 // bucket a captured CUDA graph of the executor passes (the power of two above it, at least 512). Prints one JSON object per case:
 // ms per launch, GB read (K + V bytes of the visible contexts) and the effective TB/s. Then, under the bucket, a
 // chain of 32 launches back to back (one per layer, each over its own cache blocks while they fit), timed as a
@@ -128,8 +128,6 @@ Timing time_case(const Case& c, int max_context_len, const Cache& cache, const D
   const size_t ws_bytes =
       tessera::kernels::cuda::paged_attention_workspace_bytes(c.batch, max_context_len, kHeads, kKvHeads, kHeadDim, 0);
   Device workspace(std::max<size_t>(ws_bytes, 16), "workspace");
-  // The split counters at its start must be zero before the first launch (the launches leave them zero).
-  check(cudaMemset(workspace.as<void>(), 0, std::max<size_t>(ws_bytes, 16)), "clear workspace");
 
   const tessera::kernels::KvCacheLayout layout{cache.num_blocks, kBlockSize, kKvHeads, kHeadDim};
   tessera::kernels::AttentionParams params;
