@@ -379,9 +379,11 @@ cudaError_t launch_for_rows(const T* x, const T* weight, void* y, bool y_f32, in
                             cudaStream_t stream, bool pdl, const char* prefetch, int64_t prefetch_bytes,
                             const NormInput<T>& norm_in) {
   // More output rows per warp amortize the x reads when there are many activation rows; fewer keep the grid big.
-  // O*U = 8 sixteen-byte loads in flight per lane. O is even (the SwiGLU epilogue's pairs).
+  // O*U sixteen-byte loads in flight per lane: 16 at one row (decode at batch 1, the latency-critical case: measured
+  // faster than 8 on the H100), 8 otherwise (the accumulators of more rows need the registers). O is even (the
+  // SwiGLU epilogue's pairs).
   constexpr int O = R > 2 ? 4 : 2;
-  constexpr int U = 8 / O;
+  constexpr int U = (R == 1 ? 16 : 8) / O;
   const int split = linear_few_rows_split(in, out, sizeof(T));  // never depends on R
   static_assert(kWarpsPerBlock % 4 == 0, "a block holds whole groups of 1, 2 or 4 warps");
   const int64_t groups = (out + O - 1) / O;

@@ -26,8 +26,11 @@ namespace tessera::kernels::cuda {
 // Most activation rows launch_linear_few_rows takes (decode batches); above it cuBLAS is the better GEMM.
 constexpr int kMaxFewRows = 8;
 
-// Warps the few-row kernel wants resident to keep HBM busy (H100: 132 SMs x 64 warps, rounded).
-constexpr int64_t kFewRowsTargetWarps = 8192;
+// Warps the few-row kernel wants in its grid to keep HBM busy. 4096 (half of an H100's 132 SMs x 64 warps): with 16
+// loads in flight per lane at one row (launch_for_rows in linear.cu) that is enough, and the Llama-3.1-8B QKV, O and
+// down projections then split 2 ways instead of 4 (H100, bench/results/h100-2026-11-23-session3 run 6: batch-1 decode
+// step 5.57 vs 5.67 ms; 2048 warps, i.e. no split, was slower: run 3).
+constexpr int64_t kFewRowsTargetWarps = 4096;
 
 // How many warps (1, 2 or 4) of one block share each output row's `in` range in launch_linear_few_rows. Shapes with
 // few outputs (Llama O, down, QKV projections) would otherwise leave SMs idle, one long dependent row per warp.
