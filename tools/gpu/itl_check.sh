@@ -6,7 +6,7 @@
 # tessera-bench, and an ncu profile of one batch-1 decode step at the card's own clocks (--clock-control none).
 #   $OUT/itl.jsonl            one line per measurement: name, command, result
 #   $OUT/tests.log            the GPU tests' output
-#   $OUT/decode_profile.csv   ncu, one row per kernel of a prefill + 2 decode steps
+#   $OUT/decode_profile.csv   ncu, one row per kernel of a prefill + 2 decode steps (batch PROFILE_BATCH, default 1)
 set -uo pipefail
 export LD_LIBRARY_PATH=$PWD/.gpu/lib:${LD_LIBRARY_PATH:-}
 if [[ $PWD != /work/main ]]; then mkdir -p /work && ln -sfn "$PWD" /work/main; fi
@@ -63,7 +63,8 @@ if [[ ${SERVED:-1} == 1 ]]; then
 fi
 if [[ ${PROFILE:-1} == 1 ]]; then
   ncu --clock-control none --metrics gpu__time_duration.sum --csv --log-file /tmp/ncu.log $bin/tessera-executor-bench \
-    --device cuda --model $model --batch 1 --input-len 128 --output-len 3 --warmup 0 --repeat 1 >/dev/null 2>/tmp/ncu.err
+    --device cuda --model $model --batch ${PROFILE_BATCH:-1} --input-len 128 --output-len 3 --warmup 0 --repeat 1 \
+    >/dev/null 2>/tmp/ncu.err
   cp /tmp/ncu.log "$OUT/decode_profile.csv"
   python3 tools/gpu/profile_summary.py "$OUT/decode_profile.csv" 2>/dev/null | head -20
 fi
