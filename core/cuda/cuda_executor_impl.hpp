@@ -67,13 +67,14 @@ struct CudaExecutor::Impl {
   std::unique_ptr<cuda::DecodeGraphs> graphs;    // null when CUDA graphs are off
   int32_t scratch_block = 0;                     // a KV block no request owns: padding rows of graph steps write it
   // Diagnostic knobs from the environment, read once at construction (forward() runs per eager step):
-  // TESSERA_PDL=0 launches every kernel normally; TESSERA_L2_PREFETCH_MB (default 16, 0 = off) is how much of the next
-  // O projection the QKV GEMV asks L2 to fetch; TESSERA_FUSED_NORM=1 fuses the RMSNorms into the next GEMV at batch
-  // <= 2 (off by default: on the H100 it made the batch-1 step slower, 6.22 vs 5.80 ms, bench/results
-  // h100-2026-11-23-session2 runs 9-10).
+  // TESSERA_PDL=0 launches every kernel normally; TESSERA_L2_PREFETCH_MB (default 0 = off) is how much of the next
+  // O projection the QKV GEMV asks L2 to fetch (with the one-row GEMV's 16 loads in flight it only competes with the
+  // weight stream: H100 batch-1 step 5.51 ms without, 5.59 with 16 MB, 5.70 with 40 MB, bench/results
+  // h100-2026-11-23-session3 run 12); TESSERA_FUSED_NORM=1 fuses the RMSNorms into the next GEMV at batch <= 2 (off by
+  // default: on the H100 it made the batch-1 step slower, 5.87 vs 5.59 ms in run 12).
   struct Knobs {
     bool pdl = true;
-    size_t l2_prefetch_bytes = size_t{16} << 20;
+    size_t l2_prefetch_bytes = 0;
     bool fused_norm = false;
     static Knobs from_environment();
   };
