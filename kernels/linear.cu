@@ -21,13 +21,14 @@
 // paired gate/up weight): O is even and groups start at even rows, so lane r*O+o (o even) holds a gate value and
 // lane r*O+o+1 its up value; one shuffle brings them together and the activation is stored, never the pair.
 //
-// Where x comes from (XSource): plain rows; or RMSNorm'ed rows (the norm of the residual stream, fused): after pdl_wait() every block computes the normalized
-// rows itself into shared memory (R x in of T) with the norm kernels' own arithmetic and reduction order
-// (kernels/rms_norm.cuh), and block 0 also stores the new residual row. The blocks of an SM share the residual,
-// delta and norm-weight reads through L1, so L2 serves them about once per SM, not once per block (for QKV, whose
-// blocks own only two weight rows, per-block reads would rival the weight stream).
+// Where x comes from (XSource): plain rows; or RMSNorm'ed rows (the norm of the residual stream, fused): after
+// pdl_wait() every block computes the normalized rows itself into shared memory (R x in of T) with the norm kernels'
+// own arithmetic and reduction order (kernels/rms_norm.cuh), and block 0 also stores the new residual row. The blocks
+// of an SM share the residual, delta and norm-weight reads through L1, so L2 serves them about once per SM, not once
+// per block (for QKV, whose blocks own only two weight rows, per-block reads would rival the weight stream).
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/cuda_common.cuh"
 #include "kernels/linear.hpp"
@@ -423,15 +424,19 @@ cudaError_t dispatch_rows(const T* x, const T* weight, void* y, bool y_f32, int6
   const bool prefetching = prefetch.data != nullptr && aligned16(prefetch.data);
   const char* pf = prefetching ? static_cast<const char*>(prefetch.data) : nullptr;
   const int64_t pf_bytes = prefetching ? static_cast<int64_t>(prefetch.bytes / 16 * 16) : 0;
+  auto launch = [&](auto rows_constant) {  // R as a compile-time constant
+    return launch_for_rows<T, decltype(rows_constant)::value, kSource, kEpilogue>(x, weight, y, y_f32, in, out, stream,
+                                                                                  pdl, pf, pf_bytes, norm_in);
+  };
   switch (rows) {
-    case 1: return launch_for_rows<T, 1, kSource, kEpilogue>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
-    case 2: return launch_for_rows<T, 2, kSource, kEpilogue>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
-    case 3: return launch_for_rows<T, 3, kSource, kEpilogue>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
-    case 4: return launch_for_rows<T, 4, kSource, kEpilogue>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
-    case 5: return launch_for_rows<T, 5, kSource, kEpilogue>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
-    case 6: return launch_for_rows<T, 6, kSource, kEpilogue>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
-    case 7: return launch_for_rows<T, 7, kSource, kEpilogue>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
-    default: return launch_for_rows<T, 8, kSource, kEpilogue>(x, weight, y, y_f32, in, out, stream, pdl, pf, pf_bytes, norm_in);
+    case 1: return launch(std::integral_constant<int, 1>{});
+    case 2: return launch(std::integral_constant<int, 2>{});
+    case 3: return launch(std::integral_constant<int, 3>{});
+    case 4: return launch(std::integral_constant<int, 4>{});
+    case 5: return launch(std::integral_constant<int, 5>{});
+    case 6: return launch(std::integral_constant<int, 6>{});
+    case 7: return launch(std::integral_constant<int, 7>{});
+    default: return launch(std::integral_constant<int, 8>{});
   }
 }
 
@@ -457,7 +462,8 @@ bool linear_few_rows_norm_fits(int64_t rows, int64_t in, size_t element_bytes) {
       cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
     return false;
   }
-  return rows >= 1 && in >= 1 && norm_shared_bytes(rows, in, element_bytes) + kStaticSharedBytes <= static_cast<size_t>(limit);
+  return rows >= 1 && in >= 1 &&
+         norm_shared_bytes(rows, in, element_bytes) + kStaticSharedBytes <= static_cast<size_t>(limit);
 }
 
 template <class T>

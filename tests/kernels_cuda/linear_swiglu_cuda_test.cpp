@@ -158,8 +158,9 @@ TYPED_TEST(LinearSwigluCuda, PdlAndL2PrefetchGiveIdenticalResults) {
   DeviceBuffer<T> other(1 << 16);  // some other "next weight" to prefetch
   for (const int64_t rows : {1, 2, 3, 8}) {
     const std::vector<T> plain = fused(p, rows);
-    EXPECT_TRUE(same_bits(plain, fused(p, rows, static_cast<const T*>(nullptr), /*pdl=*/true)));
-    EXPECT_TRUE(same_bits(plain, fused(p, rows, static_cast<const T*>(nullptr), true, L2Prefetch{other.get(), other.size() * sizeof(T)})));
+    const T* own_x = nullptr;  // the problem's x
+    EXPECT_TRUE(same_bits(plain, fused(p, rows, own_x, /*pdl=*/true)));
+    EXPECT_TRUE(same_bits(plain, fused(p, rows, own_x, true, L2Prefetch{other.get(), other.size() * sizeof(T)})));
   }
 }
 
