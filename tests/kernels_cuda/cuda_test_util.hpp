@@ -73,6 +73,40 @@ class TestStream {
   cudaStream_t stream_ = nullptr;
 };
 
+// A CUDA graph of what `record` (returning the first launch error) enqueues on `stream` (not the legacy stream),
+// captured and instantiated. A failure fails the test with its reason and leaves ok() false; callers ASSERT ok().
+class CapturedGraph {
+ public:
+  template <class Record>
+  CapturedGraph(cudaStream_t stream, Record&& record) {
+    if (cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+      ADD_FAILURE() << "cudaStreamBeginCapture failed";
+      return;
+    }
+    const cudaError_t recorded = record();
+    cudaGraph_t graph = nullptr;
+    const cudaError_t ended = cudaStreamEndCapture(stream, &graph);
+    EXPECT_EQ(ended, cudaSuccess) << cudaGetErrorString(ended);
+    EXPECT_EQ(recorded, cudaSuccess) << cudaGetErrorString(recorded);
+    if (ended == cudaSuccess && recorded == cudaSuccess) {
+      const cudaError_t made = cudaGraphInstantiate(&exec_, graph, 0);
+      EXPECT_EQ(made, cudaSuccess) << cudaGetErrorString(made);
+      if (made != cudaSuccess) exec_ = nullptr;
+    }
+    if (graph != nullptr) cudaGraphDestroy(graph);
+  }
+  ~CapturedGraph() {
+    if (exec_ != nullptr) cudaGraphExecDestroy(exec_);
+  }
+  CapturedGraph(const CapturedGraph&) = delete;
+  CapturedGraph& operator=(const CapturedGraph&) = delete;
+  bool ok() const { return exec_ != nullptr; }
+  cudaError_t launch(cudaStream_t stream) const { return cudaGraphLaunch(exec_, stream); }
+
+ private:
+  cudaGraphExec_t exec_ = nullptr;
+};
+
 inline float to_f32(float v) { return v; }
 inline float to_f32(__nv_bfloat16 v) { return bf16_to_f32(static_cast<__nv_bfloat16_raw>(v).x); }
 template <class T>

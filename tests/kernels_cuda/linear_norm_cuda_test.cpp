@@ -301,25 +301,20 @@ TYPED_TEST(LinearNormCuda, CapturedPdlChainReplaysWithNewInputs) {
   }
   ASSERT_FALSE(expected[0] == expected[1]);
 
-  ASSERT_EQ(cudaStreamBeginCapture(stream.get(), cudaStreamCaptureModeThreadLocal), cudaSuccess);
-  const cudaError_t reset = chain.reset(stream.get());
-  const cudaError_t recorded = chain.run(stream.get(), true);
-  cudaGraph_t graph = nullptr;
-  ASSERT_EQ(cudaStreamEndCapture(stream.get(), &graph), cudaSuccess);
-  ASSERT_EQ(reset, cudaSuccess);
-  ASSERT_EQ(recorded, cudaSuccess) << cudaGetErrorString(recorded);
-  cudaGraphExec_t exec = nullptr;
-  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
-  cudaGraphDestroy(graph);
+  const CapturedGraph graph(stream.get(), [&] {
+    const cudaError_t reset = chain.reset(stream.get());
+    const cudaError_t recorded = chain.run(stream.get(), true);
+    return reset != cudaSuccess ? reset : recorded;
+  });
+  ASSERT_TRUE(graph.ok());
   for (int replay = 0; replay < 4; ++replay) {
     const int which = replay % 2;
     chain.set_inputs(which == 0 ? 71u : 81u);
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the uploads ran on the legacy stream
-    ASSERT_EQ(cudaGraphLaunch(exec, stream.get()), cudaSuccess);
+    ASSERT_EQ(graph.launch(stream.get()), cudaSuccess);
     ASSERT_EQ(cudaStreamSynchronize(stream.get()), cudaSuccess);
     EXPECT_TRUE(chain.snapshot() == expected[which]) << "replay " << replay;
   }
-  cudaGraphExecDestroy(exec);
 }
 
 }  // namespace

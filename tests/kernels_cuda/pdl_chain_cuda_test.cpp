@@ -218,27 +218,20 @@ TYPED_TEST(PdlChainCuda, CapturedPdlChainReplaysWithNewInputs) {
   ASSERT_FALSE(expected_first == expected_second);  // the inputs matter
 
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  ASSERT_EQ(cudaStreamBeginCapture(stream.get(), cudaStreamCaptureModeThreadLocal), cudaSuccess);
-  const cudaError_t recorded = chain.run(stream.get(), true);
-  cudaGraph_t graph = nullptr;
-  ASSERT_EQ(cudaStreamEndCapture(stream.get(), &graph), cudaSuccess);
-  ASSERT_EQ(recorded, cudaSuccess) << cudaGetErrorString(recorded);
-  cudaGraphExec_t exec = nullptr;
-  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
-  cudaGraphDestroy(graph);
+  const CapturedGraph graph(stream.get(), [&] { return chain.run(stream.get(), true); });
+  ASSERT_TRUE(graph.ok());
 
   for (int replay = 0; replay < 4; ++replay) {
     const bool use_second = replay % 2 == 1;
     chain.set_inputs(use_second ? second : first);
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the input copies ran on the legacy stream
     ASSERT_EQ(chain.poison(stream.get()), cudaSuccess);
-    ASSERT_EQ(cudaGraphLaunch(exec, stream.get()), cudaSuccess);
+    ASSERT_EQ(graph.launch(stream.get()), cudaSuccess);
     ASSERT_EQ(cudaStreamSynchronize(stream.get()), cudaSuccess);
     const auto got = chain.snapshot();
     expect_same(use_second ? expected_second : expected_first, got, "graph replay " + std::to_string(replay));
     expect_consistent<T>(got, rows, "graph replay " + std::to_string(replay));
   }
-  cudaGraphExecDestroy(exec);
 }
 
 }  // namespace

@@ -348,26 +348,21 @@ TEST(SamplingCuda, GreedyPathCapturedWithPdlReplaysWithNewLogits) {
   DeviceBuffer<char> d_ws(kernels::cuda::sampling_workspace_bytes(num_rows, vocab));
   const TestStream stream(/*blocking=*/false);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  ASSERT_EQ(cudaStreamBeginCapture(stream.get(), cudaStreamCaptureModeThreadLocal), cudaSuccess);
-  const cudaError_t recorded = kernels::cuda::launch_sample(d_logits.get(), num_rows, vocab, d_rows.get(), d_out.get(),
-                                                            d_ws.get(), d_ws.size(), stream.get(), /*pdl=*/true);
-  cudaGraph_t graph = nullptr;
-  ASSERT_EQ(cudaStreamEndCapture(stream.get(), &graph), cudaSuccess);
-  ASSERT_EQ(recorded, cudaSuccess) << cudaGetErrorString(recorded);
-  cudaGraphExec_t exec = nullptr;
-  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
-  cudaGraphDestroy(graph);
+  const CapturedGraph graph(stream.get(), [&] {
+    return kernels::cuda::launch_sample(d_logits.get(), num_rows, vocab, d_rows.get(), d_out.get(), d_ws.get(),
+                                        d_ws.size(), stream.get(), /*pdl=*/true);
+  });
+  ASSERT_TRUE(graph.ok());
   for (int replay = 0; replay < 4; ++replay) {
     const std::vector<float>& logits = variants[replay % 2];
     d_logits.upload(logits);
     ASSERT_EQ(cudaMemset(d_ws.get(), 0xff, d_ws.size()), cudaSuccess);
     ASSERT_EQ(cudaMemset(d_out.get(), 0x7f, num_rows * sizeof(int32_t)), cudaSuccess);
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the copies ran on the legacy stream
-    ASSERT_EQ(cudaGraphLaunch(exec, stream.get()), cudaSuccess);
+    ASSERT_EQ(graph.launch(stream.get()), cudaSuccess);
     ASSERT_EQ(cudaStreamSynchronize(stream.get()), cudaSuccess);
     EXPECT_EQ(d_out.download(), host_greedy_rows(logits, vocab)) << "replay " << replay;
   }
-  cudaGraphExecDestroy(exec);
 }
 
 TEST(SamplingCuda, TemperatureTopKTopPDistributionsMatchCpu) {

@@ -14,18 +14,12 @@
 #include "core/common/error.hpp"
 #include "core/model/llama_config.hpp"
 #include "core/serving/server_config.hpp"
+#include "tests/common/error_of.hpp"
 
 namespace tessera {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 class TempDir {
  public:
