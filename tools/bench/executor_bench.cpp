@@ -20,6 +20,8 @@
 #include "core/model/llama_weights.hpp"
 #include "core/serving/cpu_executor.hpp"
 #if TESSERA_WITH_CUDA
+#include <cuda_profiler_api.h>
+
 #include "core/cuda/cuda_executor.hpp"
 #endif
 
@@ -40,6 +42,7 @@ struct Options {
   std::string device = "cpu";
   bool cuda_graphs = true;
   int max_step_tokens = 2048;  // like the scheduler's max_num_batched_tokens: larger prefills go in chunks
+  bool profile_last_step = false;  // cuda: profiler range (cudaProfilerStart/Stop) around the last decode step only
 };
 
 using tessera::bench::median;
@@ -50,9 +53,10 @@ struct RunTimes {
 };
 
 // Prefill of `batch` sequences (one step when it fits in max_step_tokens, else each sequence in chunks) and
-// output_len - 1 decode steps of all of them together, ids starting at first_seq_id.
+// output_len - 1 decode steps of all of them together, ids starting at first_seq_id. profile_step: the last decode
+// step runs inside a CUDA profiler range.
 RunTimes run_once(tessera::Executor& executor, const Options& o, const std::vector<std::vector<int32_t>>& prompts,
-                  uint64_t first_seq_id, uint64_t& step_id) {
+                  uint64_t first_seq_id, uint64_t& step_id, bool profile_step) {
   const int blocks_per_seq = (o.input_len + o.output_len + o.block_size - 1) / o.block_size;
   std::vector<tessera::ScheduledSequence> sequences(static_cast<size_t>(o.batch));
   for (int i = 0; i < o.batch; ++i) {
@@ -108,7 +112,17 @@ RunTimes run_once(tessera::Executor& executor, const Options& o, const std::vect
       plan.sequences.push_back(s);
     }
   }
-  for (int t = 1; t < o.output_len; ++t) times.decode_steps_s.push_back(step(plan));
+  for (int t = 1; t < o.output_len; ++t) {
+    // `ncu --profile-from-start off` then profiles one decode step, not the (long, serialized) prefill before it.
+    [[maybe_unused]] const bool profiled = profile_step && t == o.output_len - 1;
+#if TESSERA_WITH_CUDA
+    if (profiled) cudaProfilerStart();
+#endif
+    times.decode_steps_s.push_back(step(plan));
+#if TESSERA_WITH_CUDA
+    if (profiled) cudaProfilerStop();
+#endif
+  }
   // Drop the samplers of this round's sequences.
   tessera::StepPlan release;
   release.step_id = step_id++;
@@ -158,12 +172,13 @@ int run(const Options& o) {
 
   uint64_t step_id = 0, seq_id = 0;
   for (int w = 0; w < o.warmup; ++w, seq_id += static_cast<uint64_t>(o.batch)) {
-    run_once(executor, o, prompts, seq_id, step_id);
+    run_once(executor, o, prompts, seq_id, step_id, false);
   }
   std::vector<double> prefill_s, decode_s;
   double total_s = 0;
   for (int r = 0; r < o.repeat; ++r, seq_id += static_cast<uint64_t>(o.batch)) {
-    const RunTimes t = run_once(executor, o, prompts, seq_id, step_id);
+    const RunTimes t =
+        run_once(executor, o, prompts, seq_id, step_id, o.profile_last_step && r == o.repeat - 1);
     prefill_s.push_back(t.prefill_s);
     decode_s.insert(decode_s.end(), t.decode_steps_s.begin(), t.decode_steps_s.end());
     total_s += t.prefill_s;
@@ -209,6 +224,8 @@ int main(int argc, char** argv) {
   app.add_option("--device", o.device, "cpu or cuda");
   app.add_flag("!--no-cuda-graphs", o.cuda_graphs, "cuda: run decode steps eagerly instead of replaying graphs");
   app.add_option("--max-step-tokens", o.max_step_tokens, "Largest step (prefill chunk) in tokens");
+  app.add_flag("--profile-last-step", o.profile_last_step,
+               "cuda: only the last decode step runs inside a profiler range (ncu --profile-from-start off)");
   CLI11_PARSE(app, argc, argv);
   try {
     return run(o);
