@@ -59,25 +59,46 @@ __device__ __forceinline__ void pdl_launch_dependents() {
 #endif
 }
 
-// kernel<<<grid, block, shared_bytes, stream>>>(args...), launched with programmatic stream serialization when
-// `pdl` (the kernel must follow the pdl_wait contract above). Works inside stream capture (the graph gets a
-// programmatic edge). Returns the launch status and clears it from cudaGetLastError.
+// kernel<<<grid, block, shared_bytes, stream>>>(args...) in thread block clusters of `cluster` blocks (sm_90+; a
+// cluster of one block is a normal launch; grid must be a multiple of cluster in each dimension), launched with
+// programmatic stream serialization when `pdl` (the kernel must follow the pdl_wait contract above). Works inside
+// stream capture (the graph gets a programmatic edge). Returns the launch status and clears it from
+// cudaGetLastError.
 template <class... Params, class... Args>
-cudaError_t launch_kernel(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared_bytes,
-                          cudaStream_t stream, Args&&... args) {
-  cudaLaunchAttribute attribute[1];
-  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute[0].val.programmaticStreamSerializationAllowed = 1;
+cudaError_t launch_kernel_clusters(bool pdl, dim3 cluster, void (*kernel)(Params...), dim3 grid, dim3 block,
+                                   size_t shared_bytes, cudaStream_t stream, Args&&... args) {
+  cudaLaunchAttribute attributes[2];
+  unsigned count = 0;
+  if (pdl) {
+    attributes[count].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attributes[count].val.programmaticStreamSerializationAllowed = 1;
+    ++count;
+  }
+  if (cluster.x * cluster.y * cluster.z > 1) {
+    attributes[count].id = cudaLaunchAttributeClusterDimension;
+    attributes[count].val.clusterDim.x = cluster.x;
+    attributes[count].val.clusterDim.y = cluster.y;
+    attributes[count].val.clusterDim.z = cluster.z;
+    ++count;
+  }
   cudaLaunchConfig_t config = {};
   config.gridDim = grid;
   config.blockDim = block;
   config.dynamicSmemBytes = shared_bytes;
   config.stream = stream;
-  config.attrs = attribute;
-  config.numAttrs = pdl ? 1 : 0;
+  config.attrs = attributes;
+  config.numAttrs = count;
   const cudaError_t launched = cudaLaunchKernelEx(&config, kernel, static_cast<Params>(std::forward<Args>(args))...);
   const cudaError_t last = cudaGetLastError();
   return launched != cudaSuccess ? launched : last;
+}
+
+// launch_kernel_clusters without clusters.
+template <class... Params, class... Args>
+cudaError_t launch_kernel(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared_bytes,
+                          cudaStream_t stream, Args&&... args) {
+  return launch_kernel_clusters(pdl, dim3(1, 1, 1), kernel, grid, block, shared_bytes, stream,
+                                std::forward<Args>(args)...);
 }
 
 }  // namespace tessera::kernels::cuda

@@ -59,7 +59,8 @@ size_t paged_attention_workspace_bytes(int max_num_seqs, int max_context_len, in
 //   K/V row once for all query heads of the group; BF16 on sm_80+: tensor cores fed by a 3-stage cp.async
 //   pipeline, P rounded to BF16 for P V; the context is split (flash-decoding) into partitions of whole 64-key
 //   tiles when the grid would not fill the GPU (small batches, contexts above one tile), with a small combine
-//   kernel over the FP32 partials in `workspace`). Sequences
+//   kernel over the FP32 partials in `workspace`, or, for BF16 on sm_90+ with at most 8 splits and a grid of at
+//   most one block per SM, combined inside thread block clusters without the workspace). Sequences
 //   with query_len > 1 take the flash-attention prefill kernel (BF16 on sm_80+: tensor cores, mma.sync with P in BF16;
 //   FP32: tiled CUDA cores); a mixed batch launches both kernels on `stream` (each skips the other's sequences), so
 //   decode rows never pay for prefill tiles.

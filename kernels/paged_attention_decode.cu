@@ -10,6 +10,10 @@
 #ifndef TESSERA_DECODE_TENSOR_CORES
 #define TESSERA_DECODE_TENSOR_CORES 1
 #endif
+// Compile-time switch: 0 always combines the tensor-core kernel's splits with the combine kernel below (no clusters).
+#ifndef TESSERA_DECODE_CLUSTER_COMBINE
+#define TESSERA_DECODE_CLUSTER_COMBINE 1
+#endif
 
 namespace tessera::kernels::cuda::paged {
 
@@ -320,7 +324,13 @@ cudaError_t launch_decode(const Args<T>& args, int head_dim, int num_seqs, const
 #if TESSERA_DECODE_TENSOR_CORES
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
     tensor_cores = bf16_tensor_cores_available();
-    if (tensor_cores) status = launch_decode_tensor_core(args, head_dim, num_seqs, plan, partials, stream, pdl);
+    if (tensor_cores) {
+      DecodePlan tc_plan = plan;
+      tc_plan.cluster_combine = TESSERA_DECODE_CLUSTER_COMBINE && plan.cluster_combine && plan.num_splits > 1 &&
+                                plan.num_splits <= kMaxClusterSplits && cluster_launch_available();
+      status = launch_decode_tensor_core(args, head_dim, num_seqs, tc_plan, partials, stream, pdl);
+      if (tc_plan.cluster_combine) return status;  // combined inside the clusters
+    }
   }
 #endif
   if (!tensor_cores) {

@@ -13,8 +13,10 @@
 // barrier between QK^T, softmax and PV). The query heads are the M = 16 rows of mma.sync m16n8k16 (rows past the
 // group's heads are zero and never written out): S = Q K^T (Q fragments stay in registers, K via ldmatrix), base-2
 // online softmax in FP32, O += P V (P rounded to BF16 as the A operand, V via ldmatrix.trans). At the end the four
-// warps' (max, sum, O) are merged through shared memory, then written as the output (one split) or as the split's
-// FP32 partial for the combine kernel (max in base-2 units).
+// warps' (max, sum, O) are merged through shared memory, then written as the output (one split), or as the split's
+// FP32 partial for the combine kernel (max in base-2 units), or, when the splits run as one thread block cluster
+// (small grids on sm_90+), combined with the other splits' partials through distributed shared memory: no combine
+// kernel and no workspace round trip on a batch-1 step's critical path.
 //
 // Precision: as the tensor-core prefill kernel: BF16 products are exact, accumulation FP32, P rounded to BF16
 // (relative error <= 2^-9 per weight) for P V only; the row sums use the unrounded FP32 P.
@@ -25,6 +27,8 @@
 // it copies that row (when it lies in those tiles), reads q and goes on. At small batches the cache reads of the
 // old tokens thus overlap the RoPE / KV-write kernel, and only the new row and q (both in L2) are on the critical
 // path.
+#include <cooperative_groups.h>
+
 #include "kernels/paged_attention_mma.cuh"
 
 namespace tessera::kernels::cuda::paged {
@@ -54,8 +58,11 @@ struct DecodeTcLayout {
   // sum [16], FP32.
   static constexpr int kOStride = D + 8;
   static constexpr size_t kEpilogueFloats = size_t{kWarps} * kHeadRows * kOStride + 2 * kWarps * kHeadRows;
-  static constexpr size_t kSmemBytes =
-      kPipelineBytes > kEpilogueFloats * sizeof(float) ? kPipelineBytes : kEpilogueFloats * sizeof(float);
+  // Cluster combine (plan.cluster_combine): after the epilogue's floats, the block's merged partial that its
+  // cluster peers read: acc [16][D], then max [16] and sum [16].
+  static constexpr size_t kPartialFloats = size_t{kHeadRows} * D + 2 * kHeadRows;
+  static constexpr size_t kEpilogueBytes = (kEpilogueFloats + kPartialFloats) * sizeof(float);
+  static constexpr size_t kSmemBytes = kPipelineBytes > kEpilogueBytes ? kPipelineBytes : kEpilogueBytes;
   // Loader: 16-byte chunks; consecutive threads take consecutive chunks of a row (coalesced 256-byte rows).
   static constexpr int kChunksPerRow = D / 8;
   static constexpr int kRowsPerPass = kThreads / kChunksPerRow;  // 8 (D = 128) or 16 (D = 64)
@@ -114,6 +121,57 @@ __device__ __forceinline__ void copy_row_chunk(bf16* stage, const Args<bf16>& a,
   cp_async16(smem_address(stage + L::kTileElems + smem_offset), a.value_cache + offset, true);
 }
 
+// The end of a block under plan.cluster_combine: the blocks of one cluster are the splits of one (sequence, kv head,
+// head chunk), cluster rank = split (cluster dims (1, 1, num_splits)). Each block's merged partial sits in its own
+// shared memory at `partial` (DecodeTcLayout::kPartialFloats; blocks of empty splits have none and are never read).
+// The cluster's blocks share the heads x D outputs and each combines one over the splits the sequence's visible
+// range reaches, with the same float operations in the same order as combine_kernel (paged_attention_decode.cu),
+// so the output is bit-identical to the partials-in-workspace path. Every block of the cluster must call it.
+template <int D>
+__device__ __forceinline__ void combine_in_cluster(const Args<bf16>& a, const DecodePlan& plan, float* partial,
+                                                   int span, int heads, int head0, int64_t token) {
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  cluster.sync();  // (release / acquire) every split's partial is in its block's shared memory
+  const int used = min(plan.num_splits, (span + plan.partition - 1) / plan.partition);
+  const int rank = static_cast<int>(cluster.block_rank());
+  for (int idx = rank * kThreads + static_cast<int>(threadIdx.x); idx < heads * D; idx += kThreads * plan.num_splits) {
+    const int g = idx / D;
+    const int d = idx % D;
+    float maxima[kMaxClusterSplits], sums[kMaxClusterSplits], accs[kMaxClusterSplits];
+#pragma unroll
+    for (int p = 0; p < kMaxClusterSplits; ++p) {  // all remote loads first: one round trip
+      if (p < used) {
+        const float* peer = cluster.map_shared_rank(partial, p);
+        accs[p] = peer[g * D + d];
+        maxima[p] = peer[kHeadRows * D + g];
+        sums[p] = peer[kHeadRows * D + kHeadRows + g];
+      }
+    }
+    // Every used split saw at least one key: its max is finite, and so is global_max.
+    float global_max = -CUDART_INF_F;
+#pragma unroll
+    for (int p = 0; p < kMaxClusterSplits; ++p)
+      if (p < used) global_max = fmaxf(global_max, maxima[p]);
+    float weights[kMaxClusterSplits];
+    float denominator = 0.0f;
+#pragma unroll
+    for (int p = 0; p < kMaxClusterSplits; ++p) {
+      if (p < used) {
+        weights[p] = exp2f(maxima[p] - global_max);
+        denominator = __fmaf_rn(weights[p], sums[p], denominator);
+      }
+    }
+    const float inv = 1.0f / denominator;
+    float total = 0.0f;
+#pragma unroll
+    for (int p = 0; p < kMaxClusterSplits; ++p)
+      if (p < used) total = __fmaf_rn(weights[p], accs[p], total);
+    a.out[token * a.num_heads * D + static_cast<int64_t>(head0 + g) * D + d] = __float2bfloat16(total * inv);
+  }
+  cluster.sync();  // no block leaves (its shared memory) while a peer still reads it
+}
+
 template <int D>
 __global__ void __launch_bounds__(kThreads, 2)
     decode_tc_kernel(Args<bf16> a, int group_chunks, DecodePlan plan, Partials partials) {
@@ -144,15 +202,17 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int split = blockIdx.z;
   const int begin = first + split * plan.partition;
   const int end = split == plan.num_splits - 1 ? context : min(context, begin + plan.partition);
+  extern __shared__ uint4 decode_tc_smem[];  // 16-byte aligned
+  float* cluster_partial = reinterpret_cast<float*>(decode_tc_smem) + L::kEpilogueFloats;
   if (begin >= end) {  // a split past this sequence's visible range: the combine never reads it
     pdl_launch_dependents();
     pdl_wait();
+    if (plan.cluster_combine) combine_in_cluster<D>(a, plan, cluster_partial, context - first, heads, head0, token);
     return;
   }
   const int num_tiles = (end - begin + kTileKeys - 1) / kTileKeys;
   const int fresh = context - 1;  // the new token: its K/V row may still be in the making before pdl_wait()
 
-  extern __shared__ uint4 decode_tc_smem[];  // 16-byte aligned
   bf16* stages = reinterpret_cast<bf16*>(decode_tc_smem);
 
   const int tid = threadIdx.x;
@@ -338,6 +398,12 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int head = head0 + g;
     if (plan.num_splits == 1) {
       a.out[token * a.num_heads * D + static_cast<int64_t>(head) * D + d] = __float2bfloat16(total / denominator);
+    } else if (plan.cluster_combine) {
+      cluster_partial[g * D + d] = total;
+      if (d == 0) {
+        cluster_partial[kHeadRows * D + g] = merged_max;
+        cluster_partial[kHeadRows * D + kHeadRows + g] = denominator;
+      }
     } else {
       const int64_t part = (static_cast<int64_t>(seq) * a.num_heads + head) * plan.num_splits + split;
       partials.acc[part * D + d] = total;
@@ -347,6 +413,7 @@ __global__ void __launch_bounds__(kThreads, 2)
       }
     }
   }
+  if (plan.cluster_combine) combine_in_cluster<D>(a, plan, cluster_partial, context - first, heads, head0, token);
 #endif
 }
 
@@ -365,11 +432,20 @@ cudaError_t launch_tc_dim(const Args<bf16>& args, int num_seqs, const DecodePlan
   const int group_chunks = (group + kHeadRows - 1) / kHeadRows;
   const dim3 grid(static_cast<unsigned>(args.num_kv_heads * group_chunks), static_cast<unsigned>(num_seqs),
                   static_cast<unsigned>(plan.num_splits));
-  return launch_kernel(pdl, decode_tc_kernel<D>, grid, dim3(kThreads), bytes, stream, args, group_chunks, plan,
-                       partials);
+  const dim3 cluster(1, 1, plan.cluster_combine ? static_cast<unsigned>(plan.num_splits) : 1u);
+  return launch_kernel_clusters(pdl, cluster, decode_tc_kernel<D>, grid, dim3(kThreads), bytes, stream, args,
+                                group_chunks, plan, partials);
 }
 
 }  // namespace
+
+bool cluster_launch_available() {
+  int device = 0;
+  int supported = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return false;
+  if (cudaDeviceGetAttribute(&supported, cudaDevAttrClusterLaunch, device) != cudaSuccess) return false;
+  return supported != 0;
+}
 
 cudaError_t launch_decode_tensor_core(const Args<bf16>& args, int head_dim, int num_seqs, const DecodePlan& plan,
                                       const Partials& partials, cudaStream_t stream, bool pdl) {

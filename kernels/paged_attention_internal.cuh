@@ -37,7 +37,14 @@ struct Args {
 struct DecodePlan {
   int num_splits = 1;
   int partition = 0;  // tokens per split (a multiple of the decode key tile); the last split runs to the end
+  // The planner allows it (few splits, a small grid); launch_decode keeps it only for the tensor-core kernel on a
+  // device with clusters: the splits of one (sequence, kv head) then run as one thread block cluster and combine
+  // their partials through distributed shared memory, with no workspace and no combine kernel.
+  bool cluster_combine = false;
 };
+
+// Most splits combined inside a cluster (the portable cluster size); more splits go through the combine kernel.
+inline constexpr int kMaxClusterSplits = 8;
 
 // Workspace layout of the split-K partials (FP32): max and sum [num_seqs][num_heads][num_splits], then
 // acc [num_seqs][num_heads][num_splits][head_dim] (unnormalised: sum_k exp(s_k - max) v_k). The CUDA-core decode
@@ -95,6 +102,10 @@ __device__ __forceinline__ float safe_max(float m) { return m == -CUDART_INF_F ?
 // Defined in paged_attention_prefill_tc.cu.
 bool bf16_tensor_cores_available();
 
+// True when the current device launches thread block clusters (compute capability >= 9.0). Host only, cheap.
+// Defined in paged_attention_decode_tc.cu.
+bool cluster_launch_available();
+
 // Query heads one tensor-core decode block serves (the M = 16 rows of mma.sync); larger GQA groups take several
 // blocks per kv head. The launcher's split heuristic counts blocks with it.
 inline constexpr int kDecodeTcHeads = 16;
@@ -111,8 +122,11 @@ cudaError_t launch_decode(const Args<T>& args, int head_dim, int num_seqs, const
                           const Partials& partials, cudaStream_t stream, bool pdl);
 
 // Tensor-core decode kernel (BF16): one block per (sequence, kv head, chunk of <= 16 query heads, split), K/V tiles
-// gathered by a multi-stage cp.async pipeline. Partial maxima in base-2 units. Launches the decode kernel only
-// (the caller launches the combine). Defined in paged_attention_decode_tc.cu.
+// gathered by a multi-stage cp.async pipeline. Partial maxima in base-2 units. Launches the decode kernel only:
+// with plan.cluster_combine (requires 2 <= num_splits <= kMaxClusterSplits and cluster_launch_available()) the
+// splits of a (sequence, kv head, chunk) form one cluster that writes the combined output, bit-identical to the
+// combine kernel's, and `partials` is not used; otherwise the caller launches the combine when num_splits > 1.
+// Defined in paged_attention_decode_tc.cu.
 cudaError_t launch_decode_tensor_core(const Args<__nv_bfloat16>& args, int head_dim, int num_seqs,
                                       const DecodePlan& plan, const Partials& partials, cudaStream_t stream, bool pdl);
 

@@ -51,6 +51,28 @@ TYPED_TEST(PagedAttentionDecodeCuda, SingleSequenceUnderLargeBound) {
   }
 }
 
+// The executor's small-batch decode steps. Under a graph bucket of 512, one or two sequences get 8 splits of 64 keys,
+// which the BF16 tensor-core kernel combines inside thread block clusters (sm_90+: a grid of at most one block per
+// SM); three sequences (24 x 8 blocks) and the bucket of 1024 (16 splits) take the combine kernel. Contexts cover one
+// used split, tile edges, and every split used.
+TYPED_TEST(PagedAttentionDecodeCuda, SplitsAtSmallBatchesUnderExecutorBuckets) {
+  TESSERA_REQUIRE_GPU();
+  for (int bound : {512, 1024}) {
+    auto spec_of = [bound](std::vector<SeqSpec> seqs) {
+      BatchSpec spec;
+      spec.num_heads = 32;  // Llama-3.1-8B attention
+      spec.num_kv_heads = 8;
+      spec.fused_qkv = true;
+      spec.max_context_bound = bound;
+      spec.seqs = std::move(seqs);
+      return spec;
+    };
+    for (int context : {1, 64, 65, 130, 300, bound}) check_batch<TypeParam>(spec_of({{1, context}}));
+    check_batch<TypeParam>(spec_of({{1, 65}, {1, bound}}));
+    check_batch<TypeParam>(spec_of({{1, 17}, {1, 200}, {1, bound}}));
+  }
+}
+
 TYPED_TEST(PagedAttentionDecodeCuda, LargeBatchOfMixedLengths) {
   TESSERA_REQUIRE_GPU();
   // Llama-3.1-8B attention, 130 sequences (about four waves of blocks, no split) of lengths 1 .. 160 and two
