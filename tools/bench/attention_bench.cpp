@@ -1,7 +1,8 @@
 // tessera-attention-bench: the decode path of launch_paged_attention alone, at the Llama-3.1-8B attention shape
 // (32 query heads, 8 kv heads, head_dim 128, BF16, block size 16) for batch x context in {1x128, 1x130, 1x2048,
-// 1x8192, 8x1000, 64x1000, 256x1000, 256x2000}. Random BF16 K/V cache, random (shuffled) block tables, every sequence at the
-// same context. Each timed run is one launch (decode kernel + split combine), timed with CUDA events after an L2
+// 1x8192, 8x1000, 64x1000, 256x1000, 256x2000, 256x1500}, and two probes of the cache's access pattern at 256 x 1000's
+// bytes: one kv head per sequence (contiguous blocks) and unshuffled block tables. Random BF16 K/V cache, random
+// (shuffled) block tables, every sequence at the same context. Each timed run is one launch (decode kernel + split combine), timed with CUDA events after an L2
 // flush, median of 20 after 5 warm-up runs. Each case runs twice: max_context_len = the context, and the
 // bucket a captured CUDA graph of the executor passes (the power of two above it, at least 512). Prints one JSON object per case:
 // ms per launch, GB read (K + V bytes of the visible contexts) and the effective TB/s. Then, under the bucket, a
@@ -78,10 +79,13 @@ int next_power_of_two(int v) {
 struct Case {
   int batch;
   int context;
+  int heads = kHeads;
+  int kv_heads = kKvHeads;
+  bool shuffled = true;  // false: each sequence's blocks consecutive in the cache
 };
 
 struct Cache {
-  int64_t num_blocks;
+  int64_t elements;  // of K (and of V): the block count depends on a case's kv heads
   const __nv_bfloat16* key;
   const __nv_bfloat16* value;
 };
@@ -98,14 +102,15 @@ Timing time_case(const Case& c, int max_context_len, const Cache& cache, const D
   const int blocks_per_seq = (max_context_len + kBlockSize - 1) / kBlockSize;  // row stride of the tables
   const int used_blocks = (c.context + kBlockSize - 1) / kBlockSize;
   const int64_t need = int64_t{c.batch} * used_blocks;  // cache blocks one launch reads
-  std::vector<int32_t> ids(static_cast<size_t>(cache.num_blocks));
+  const int64_t num_blocks = cache.elements / (int64_t{kBlockSize} * c.kv_heads * kHeadDim);
+  std::vector<int32_t> ids(static_cast<size_t>(num_blocks));
   std::iota(ids.begin(), ids.end(), 0);
-  std::shuffle(ids.begin(), ids.end(), rng);
+  if (c.shuffled) std::shuffle(ids.begin(), ids.end(), rng);
   // Layer l's tables: their own blocks while kChainLayers * need fit the cache, else shared.
   const size_t table_size = static_cast<size_t>(c.batch) * blocks_per_seq;
   std::vector<int32_t> tables(kChainLayers * table_size, 0);
   for (int l = 0; l < kChainLayers; ++l) {
-    const int64_t first = kChainLayers * need <= cache.num_blocks ? l * need : 0;
+    const int64_t first = kChainLayers * need <= num_blocks ? l * need : 0;
     for (int s = 0; s < c.batch; ++s)
       for (int b = 0; b < used_blocks; ++b)
         tables[l * table_size + static_cast<size_t>(s) * blocks_per_seq + b] =
@@ -122,16 +127,16 @@ Timing time_case(const Case& c, int max_context_len, const Cache& cache, const D
   check(cudaMemcpy(meta + c.batch, query_len.data(), c.batch * sizeof(int32_t), cudaMemcpyHostToDevice), "upload");
   check(cudaMemcpy(meta + 2 * c.batch, context_len.data(), c.batch * sizeof(int32_t), cudaMemcpyHostToDevice),
         "upload");
-  const size_t row = static_cast<size_t>(kHeads) * kHeadDim;
+  const size_t row = static_cast<size_t>(c.heads) * kHeadDim;
   Device q(c.batch * row * sizeof(__nv_bfloat16), "q"), out(c.batch * row * sizeof(__nv_bfloat16), "out");
   fill_random(q.as<__nv_bfloat16>(), c.batch * row, 7);
   const size_t ws_bytes =
-      tessera::kernels::cuda::paged_attention_workspace_bytes(c.batch, max_context_len, kHeads, kKvHeads, kHeadDim, 0);
+      tessera::kernels::cuda::paged_attention_workspace_bytes(c.batch, max_context_len, c.heads, c.kv_heads, kHeadDim, 0);
   Device workspace(std::max<size_t>(ws_bytes, 16), "workspace");
 
-  const tessera::kernels::KvCacheLayout layout{cache.num_blocks, kBlockSize, kKvHeads, kHeadDim};
+  const tessera::kernels::KvCacheLayout layout{num_blocks, kBlockSize, c.kv_heads, kHeadDim};
   tessera::kernels::AttentionParams params;
-  params.num_heads = kHeads;
+  params.num_heads = c.heads;
   params.scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
   auto launch = [&](int layer, bool pdl) {
     check(tessera::kernels::cuda::launch_paged_attention<__nv_bfloat16>(
@@ -176,12 +181,15 @@ Timing time_case(const Case& c, int max_context_len, const Cache& cache, const D
 
 int main() {
   try {
-    const std::vector<Case> cases = {{1, 128}, {1, 130}, {1, 2048}, {1, 8192}, {8, 1000}, {64, 1000}, {256, 1000},
-                                     {256, 2000}};
-    int64_t num_blocks = 0;
+    // The last case reads the same bytes as 256 x 1000 with one kv head per sequence (2048 sequences of 4 query
+    // heads): each cache block is then one contiguous 4 KB run instead of 16 rows of 256 bytes at a 2 KB stride.
+    const std::vector<Case> cases = {{1, 128},    {1, 130},     {1, 2048},    {1, 8192},         {8, 1000},
+                                     {64, 1000},  {256, 1000},  {256, 2000},  {256, 1500},       {2048, 1000, 4, 1},
+                                     {256, 1000, kHeads, kKvHeads, false}};
+    int64_t cache_elems = 0;
     for (const Case& c : cases)
-      num_blocks = std::max<int64_t>(num_blocks, int64_t{c.batch} * ((c.context + kBlockSize - 1) / kBlockSize));
-    const size_t cache_elems = static_cast<size_t>(num_blocks) * kBlockSize * kKvHeads * kHeadDim;
+      cache_elems = std::max<int64_t>(
+          cache_elems, int64_t{c.batch} * ((c.context + kBlockSize - 1) / kBlockSize) * kBlockSize * c.kv_heads * kHeadDim);
     Device key(cache_elems * sizeof(__nv_bfloat16), "key cache"), value(cache_elems * sizeof(__nv_bfloat16), "value cache");
     fill_random(key.as<__nv_bfloat16>(), cache_elems, 1);
     fill_random(value.as<__nv_bfloat16>(), cache_elems, 2);
@@ -190,11 +198,11 @@ int main() {
     check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
     cudaDeviceProp prop{};
     check(cudaGetDeviceProperties(&prop, 0), "device properties");
-    const Cache cache{num_blocks, key.as<__nv_bfloat16>(), value.as<__nv_bfloat16>()};
+    const Cache cache{cache_elems, key.as<__nv_bfloat16>(), value.as<__nv_bfloat16>()};
     std::mt19937 rng(42);
 
     for (const Case& c : cases) {
-      const double gb = 2.0 * c.batch * c.context * kKvHeads * kHeadDim * sizeof(__nv_bfloat16) / 1e9;
+      const double gb = 2.0 * c.batch * c.context * c.kv_heads * kHeadDim * sizeof(__nv_bfloat16) / 1e9;
       const double ms = time_case(c, c.context, cache, flush, stream, rng, false).ms;
       const int bucket = std::max(next_power_of_two(c.context), kMinGraphContext);
       const Timing bucketed = time_case(c, bucket, cache, flush, stream, rng, true);
@@ -202,8 +210,9 @@ int main() {
       nlohmann::json line = {{"bench", "paged_attention_decode"},
                              {"device", prop.name},
                              {"dtype", "bf16"},
-                             {"heads", kHeads},
-                             {"kv_heads", kKvHeads},
+                             {"heads", c.heads},
+                             {"kv_heads", c.kv_heads},
+                             {"shuffled_blocks", c.shuffled},
                              {"head_dim", kHeadDim},
                              {"block_size", kBlockSize},
                              {"batch", c.batch},
