@@ -38,6 +38,7 @@ CudaExecutor::Impl::Knobs CudaExecutor::Impl::Knobs::from_environment() {
   if (const char* v = std::getenv("TESSERA_PDL")) k.pdl = std::strcmp(v, "0") != 0;
   if (const char* v = std::getenv("TESSERA_L2_PREFETCH_MB")) k.l2_prefetch_bytes = std::strtoull(v, nullptr, 10) << 20;
   if (const char* v = std::getenv("TESSERA_FUSED_NORM")) k.fused_norm = std::strcmp(v, "1") == 0;
+  if (const char* v = std::getenv("TESSERA_CUBLASLT")) k.cublaslt = std::strcmp(v, "0") != 0;
   return k;
 }
 
@@ -79,6 +80,39 @@ void CudaExecutor::Impl::allocate(const CudaExecutorOptions& o) {
   constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
   cublas_workspace = DeviceMemory(kCublasWorkspaceBytes, "cuBLAS workspace");
   check(cublasSetWorkspace(cublas, cublas_workspace.get(), kCublasWorkspaceBytes), "cublasSetWorkspace");
+  if (knobs.cublaslt) lt_gemm = std::make_unique<cuda::LtGemm>(cublas_workspace.get(), kCublasWorkspaceBytes);
+}
+
+void CudaExecutor::Impl::gemm(const void* x, const void* w, void* y, int64_t rows, int64_t in, int64_t out,
+                              bool y_f32) {
+  namespace k = kernels::cuda;
+  const bool aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0 &&
+                       in % static_cast<int64_t>(16 / elem()) == 0;
+  if (rows >= 1 && rows <= k::kMaxFewRows && aligned) {
+    if (weights.dtype == DType::F32) {
+      check(k::launch_linear_few_rows<float>(static_cast<const float*>(x), static_cast<const float*>(w), y, y_f32, rows,
+                                             in, out, stream),
+            "linear_few_rows");
+    } else {
+      check(k::launch_linear_few_rows<__nv_bfloat16>(static_cast<const __nv_bfloat16*>(x),
+                                                     static_cast<const __nv_bfloat16*>(w), y, y_f32, rows, in, out,
+                                                     stream),
+            "linear_few_rows");
+    }
+    return;
+  }
+  // Any failure of cuBLASLt (no algorithm for the shape, an error) falls back to cublasGemmEx; a sticky CUDA error
+  // then fails there.
+  if (lt_gemm && rows > k::kMaxFewRows &&
+      lt_gemm->enqueue_linear(x, w, y, rows, in, out, y_f32, weights.dtype, stream) == CUBLAS_STATUS_SUCCESS) {
+    return;
+  }
+  const float alpha = 1.0f, beta = 0.0f;
+  check(cublasGemmEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out), static_cast<int>(rows),
+                     static_cast<int>(in), &alpha, w, cuda_type(), static_cast<int>(in), x, cuda_type(),
+                     static_cast<int>(in), &beta, y, y_f32 ? CUDA_R_32F : cuda_type(), static_cast<int>(out),
+                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+        "cublasGemmEx");
 }
 
 CudaExecutor::CudaExecutor(const std::filesystem::path& model_dir, const CudaExecutorOptions& options)

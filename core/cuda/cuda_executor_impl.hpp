@@ -15,6 +15,7 @@
 #include "core/cuda/cuda_executor.hpp"
 #include "core/cuda/cuda_weights.hpp"
 #include "core/cuda/decode_graphs.hpp"
+#include "core/cuda/lt_gemm.hpp"
 #include "core/cuda/step_inputs.hpp"
 #include "kernels/kv_cache_write.hpp"
 #include "kernels/linear.hpp"
@@ -60,6 +61,7 @@ struct CudaExecutor::Impl {
   // Activations, sized for max_num_batched_tokens.
   DeviceMemory residual, normed, qkv, attention, block_out, gate_up, act, gathered, logits, sampled, inv_freq;
   DeviceMemory attention_workspace, sampling_workspace, cublas_workspace;
+  std::unique_ptr<cuda::LtGemm> lt_gemm;  // shares cublas_workspace (both run on `stream`); null: TESSERA_CUBLASLT=0
   size_t attention_workspace_bytes = 0, sampling_workspace_bytes = 0;
   std::unordered_map<uint64_t, uint64_t> draws;  // tokens drawn so far per live sequence (the RNG offset)
   std::string broken;                            // a sticky CUDA error: every later step fails with it
@@ -71,11 +73,13 @@ struct CudaExecutor::Impl {
   // O projection the QKV GEMV asks L2 to fetch (with the one-row GEMV's 16 loads in flight it only competes with the
   // weight stream: H100 batch-1 step 5.51 ms without, 5.59 with 16 MB, 5.70 with 40 MB, bench/results
   // h100-2026-11-23-session3 run 12); TESSERA_FUSED_NORM=1 fuses the RMSNorms into the next GEMV at batch <= 2 (off by
-  // default: on the H100 it made the batch-1 step slower, 5.87 vs 5.59 ms in run 12).
+  // default: on the H100 it made the batch-1 step slower, 5.87 vs 5.59 ms in run 12); TESSERA_CUBLASLT=0 sends GEMMs
+  // of more than kMaxFewRows rows to cublasGemmEx(CUBLAS_GEMM_DEFAULT) instead of cuBLASLt's first heuristic choice.
   struct Knobs {
     bool pdl = true;
     size_t l2_prefetch_bytes = 0;
     bool fused_norm = false;
+    bool cublaslt = true;
     static Knobs from_environment();
   };
   Knobs knobs;
@@ -85,30 +89,9 @@ struct CudaExecutor::Impl {
 
   // y[rows, out] = x[rows, in] · w[out, in]^T (row-major), FP32 accumulation; y in the compute type or FP32.
   // Decode-sized batches (rows <= kMaxFewRows) take the bandwidth-bound few-row kernel, which streams the weight
-  // faster than cuBLAS does for skinny shapes; everything else (and unaligned operands) goes to cuBLAS.
-  void gemm(const void* x, const void* w, void* y, int64_t rows, int64_t in, int64_t out, bool y_f32 = false) {
-    const bool aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0 &&
-                         in % static_cast<int64_t>(16 / elem()) == 0;
-    if (rows >= 1 && rows <= kernels::cuda::kMaxFewRows && aligned) {
-      if (weights.dtype == DType::F32) {
-        cuda::check(kernels::cuda::launch_linear_few_rows<float>(static_cast<const float*>(x), static_cast<const float*>(w),
-                                                           y, y_f32, rows, in, out, stream),
-              "linear_few_rows");
-      } else {
-        cuda::check(kernels::cuda::launch_linear_few_rows<__nv_bfloat16>(static_cast<const __nv_bfloat16*>(x),
-                                                                   static_cast<const __nv_bfloat16*>(w), y, y_f32,
-                                                                   rows, in, out, stream),
-              "linear_few_rows");
-      }
-      return;
-    }
-    const float alpha = 1.0f, beta = 0.0f;
-    cuda::check(cublasGemmEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out), static_cast<int>(rows),
-                       static_cast<int>(in), &alpha, w, cuda_type(), static_cast<int>(in), x, cuda_type(),
-                       static_cast<int>(in), &beta, y, y_f32 ? CUDA_R_32F : cuda_type(), static_cast<int>(out),
-                       CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-          "cublasGemmEx");
-  }
+  // faster than cuBLAS does for skinny shapes; more rows go to cuBLASLt (LtGemm), cublasGemmEx where it has no
+  // algorithm; unaligned few-row operands go to cublasGemmEx.
+  void gemm(const void* x, const void* w, void* y, int64_t rows, int64_t in, int64_t out, bool y_f32 = false);
 
   template <class T>
   void forward(const cuda::StepShape& shape);
