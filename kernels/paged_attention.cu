@@ -18,6 +18,10 @@ constexpr int kBlocksPerSm = 2;  // split until the decode grid has about this m
 // Visible ranges up to this long are split only into as many splits as keep the grid within one wave
 // (kBlocksPerSm blocks per SM): there the splits are pure latency, and a second wave would add more than they save.
 constexpr int kShortSpan = 512;
+// Grids of at least this many waves (at DecodePlan's large-grid occupancy) take the large-grid pipeline; fewer
+// waves would lose more to the last partial wave than the extra blocks per SM gain (H100: 64 sequences x 1000
+// tokens, 512 blocks, ran at 1.93 TB/s with three blocks per SM vs 2.31 with two; bench/results session 4 run 9).
+constexpr int64_t kLargeGridWaves = 4;
 
 int current_sm_count() {
   int device = 0;
@@ -47,8 +51,9 @@ int decode_span(int max_context_len, int sliding_window) {
 paged::DecodePlan plan_decode(int num_seqs, int blocks_per_seq, int span, int sm_count) {
   paged::DecodePlan plan;
   plan.partition = std::max(span, 1);
-  if (span <= kMinPartition || num_seqs <= 0) return plan;
   const int64_t blocks = static_cast<int64_t>(num_seqs) * blocks_per_seq;
+  plan.large_grid = blocks >= kLargeGridWaves * paged::kLargeGridBlocksPerSm * static_cast<int64_t>(sm_count);
+  if (span <= kMinPartition || num_seqs <= 0) return plan;
   const int64_t target = static_cast<int64_t>(kBlocksPerSm) * sm_count;
   const int64_t wanted = span <= kShortSpan ? target / blocks : (target + blocks - 1) / blocks;
   if (wanted <= 1) return plan;

@@ -4,8 +4,10 @@
 //
 // Work split: one block of 4 warps per (sequence, kv head, chunk of <= 16 query heads of its group, split). The
 // block walks its key range [begin, end) in tiles of 64 keys; tile j's K and V rows are gathered from the paged
-// cache (through the block table) into shared memory with 16-byte cp.async.cg, kStages tiles deep: while tile j is
-// computed, tiles j + 1 .. j + kStages - 1 are in flight (2 x 34 KB per block at head_dim 128, two blocks per SM).
+// cache (through the block table) into shared memory with 16-byte cp.async.cg, S tiles deep: while tile j is
+// computed, tiles j + 1 .. j + S - 1 are in flight. S = 3 (2 x 34 KB in flight per block at head_dim 128, two blocks
+// per SM) by default; grids of many waves take S = 2 with three blocks per SM, whose extra warps hide the math
+// between tiles better than the deeper pipeline does (DecodePlan::large_grid).
 // The block-table entries of the tile after next are fetched into registers one iteration ahead, so the address
 // computation never waits on a table load.
 //
@@ -41,19 +43,18 @@ constexpr int kWarps = 4;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kKeysPerWarp = 16;                    // one k16 step of P V, two n8 tiles of S
 constexpr int kTileKeys = kWarps * kKeysPerWarp;    // keys per pipeline stage
-constexpr int kStages = 3;                          // tiles resident: one computed, kStages - 1 in flight
 constexpr int kHeadRows = kDecodeTcHeads;           // mma M: query heads per block
 constexpr int kPad = 8;                             // bf16 elements (16 bytes) of smem row padding
 constexpr float kLog2e = 1.4426950408889634f;
 static_assert(kHeadRows == 16, "query heads are the 16 rows of mma.sync m16n8k16");
 
+// Shared-memory layout of one block, except the pipeline depth (DecodeTcLayout below).
 template <int D>
-struct DecodeTcLayout {
+struct DecodeTcTile {
   // K/V tiles: rows of D bf16 padded by 16 bytes, so the 8 row addresses of an ldmatrix fall on distinct banks.
   static constexpr int kStride = D + kPad;
   static constexpr int kTileElems = kTileKeys * kStride;
   static constexpr int kStageElems = 2 * kTileElems;  // K tile, then V tile
-  static constexpr size_t kPipelineBytes = size_t{kStages} * kStageElems * sizeof(bf16);
   // Epilogue (reuses the pipeline memory): per warp O [16][D + 8] (padding against bank conflicts), max [16] and
   // sum [16], FP32.
   static constexpr int kOStride = D + 8;
@@ -62,7 +63,6 @@ struct DecodeTcLayout {
   // cluster peers read: acc [16][D], then max [16] and sum [16].
   static constexpr size_t kPartialFloats = size_t{kHeadRows} * D + 2 * kHeadRows;
   static constexpr size_t kEpilogueBytes = (kEpilogueFloats + kPartialFloats) * sizeof(float);
-  static constexpr size_t kSmemBytes = kPipelineBytes > kEpilogueBytes ? kPipelineBytes : kEpilogueBytes;
   // Loader: 16-byte chunks; consecutive threads take consecutive chunks of a row (coalesced 256-byte rows).
   static constexpr int kChunksPerRow = D / 8;
   static constexpr int kRowsPerPass = kThreads / kChunksPerRow;  // 8 (D = 128) or 16 (D = 64)
@@ -71,11 +71,18 @@ struct DecodeTcLayout {
   static_assert(kStride % 8 == 0, "smem rows must stay 16-byte aligned");
 };
 
+template <int D, int S>  // S: pipeline stages, tiles resident (one computed, S - 1 in flight)
+struct DecodeTcLayout : DecodeTcTile<D> {
+  static constexpr size_t kPipelineBytes = size_t{S} * DecodeTcTile<D>::kStageElems * sizeof(bf16);
+  static constexpr size_t kEpilogueBytes = DecodeTcTile<D>::kEpilogueBytes;
+  static constexpr size_t kSmemBytes = kPipelineBytes > kEpilogueBytes ? kPipelineBytes : kEpilogueBytes;
+};
+
 // Block ids of the rows this thread copies for the tile starting at `tile_start` (0 past `end`: never read).
 template <int D>
-__device__ __forceinline__ void fetch_block_ids(int (&ids)[DecodeTcLayout<D>::kCopyRows], const int32_t* table,
+__device__ __forceinline__ void fetch_block_ids(int (&ids)[DecodeTcTile<D>::kCopyRows], const int32_t* table,
                                                 int tile_start, int end, int copy_row, int block_size) {
-  using L = DecodeTcLayout<D>;
+  using L = DecodeTcTile<D>;
 #pragma unroll
   for (int i = 0; i < L::kCopyRows; ++i) {
     const int position = tile_start + copy_row + i * L::kRowsPerPass;
@@ -87,10 +94,10 @@ __device__ __forceinline__ void fetch_block_ids(int (&ids)[DecodeTcLayout<D>::kC
 // V rows meet P = 0, which must not be 0 * garbage). Rows at positions in [deferred, end) are skipped (left for a
 // later copy_row_chunk); deferred >= end skips none.
 template <int D>
-__device__ __forceinline__ void issue_tile(bf16* stage, const Args<bf16>& a, const int (&ids)[DecodeTcLayout<D>::kCopyRows],
+__device__ __forceinline__ void issue_tile(bf16* stage, const Args<bf16>& a, const int (&ids)[DecodeTcTile<D>::kCopyRows],
                                            int tile_start, int end, int deferred, int copy_row, int copy_chunk,
                                            int kv_head) {
-  using L = DecodeTcLayout<D>;
+  using L = DecodeTcTile<D>;
 #pragma unroll
   for (int i = 0; i < L::kCopyRows; ++i) {
     const int r = copy_row + i * L::kRowsPerPass;
@@ -113,7 +120,7 @@ __device__ __forceinline__ void issue_tile(bf16* stage, const Args<bf16>& a, con
 template <int D>
 __device__ __forceinline__ void copy_row_chunk(bf16* stage, const Args<bf16>& a, int block, int position, int row,
                                                int copy_chunk, int kv_head) {
-  using L = DecodeTcLayout<D>;
+  using L = DecodeTcTile<D>;
   const int64_t slot = static_cast<int64_t>(block) * a.block_size + position % a.block_size;
   const int64_t offset = (slot * a.num_kv_heads + kv_head) * D + copy_chunk * 8;
   const int smem_offset = row * L::kStride + copy_chunk * 8;
@@ -123,7 +130,7 @@ __device__ __forceinline__ void copy_row_chunk(bf16* stage, const Args<bf16>& a,
 
 // The end of a block under plan.cluster_combine: the blocks of one cluster are the splits of one (sequence, kv head,
 // head chunk), cluster rank = split (cluster dims (1, 1, num_splits)). Each block's merged partial sits in its own
-// shared memory at `partial` (DecodeTcLayout::kPartialFloats; blocks of empty splits have none and are never read).
+// shared memory at `partial` (DecodeTcTile::kPartialFloats; blocks of empty splits have none and are never read).
 // The cluster's blocks share the heads x D outputs and each combines one over the splits the sequence's visible
 // range reaches, with the same float operations in the same order as combine_kernel (paged_attention_decode.cu),
 // so the output is bit-identical to the partials-in-workspace path. Every block of the cluster must call it.
@@ -172,13 +179,14 @@ __device__ __forceinline__ void combine_in_cluster(const Args<bf16>& a, const De
   cluster.sync();  // no block leaves (its shared memory) while a peer still reads it
 }
 
-template <int D>
-__global__ void __launch_bounds__(kThreads, 2)
+template <int D, int S>
+__global__ void __launch_bounds__(kThreads, S == 2 ? kLargeGridBlocksPerSm : 2)
     decode_tc_kernel(Args<bf16> a, int group_chunks, DecodePlan plan, Partials partials) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();  // BF16 mma.sync and cp.async need sm_80; the launcher never picks this kernel below that
 #else
-  using L = DecodeTcLayout<D>;
+  using L = DecodeTcLayout<D, S>;
+  constexpr int kStages = S;
   constexpr int kDSteps = D / 16;   // k-steps of S = Q K^T
   constexpr int kOutTiles = D / 8;  // n-tiles of O
 
@@ -417,15 +425,16 @@ __global__ void __launch_bounds__(kThreads, 2)
 #endif
 }
 
-template <int D>
+template <int D, int S>
 cudaError_t launch_tc_dim(const Args<bf16>& args, int num_seqs, const DecodePlan& plan, const Partials& partials,
                           cudaStream_t stream, bool pdl) {
-  constexpr size_t bytes = DecodeTcLayout<D>::kSmemBytes;
-  cudaError_t status =
-      cudaFuncSetAttribute(decode_tc_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+  constexpr size_t bytes = DecodeTcLayout<D, S>::kSmemBytes;
+  cudaError_t status = cudaFuncSetAttribute(decode_tc_kernel<D, S>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            static_cast<int>(bytes));
   if (status != cudaSuccess) return status;
-  // Shared memory over L1: the cache rows bypass L1 (cp.async.cg); two (D = 128) or four (D = 64) blocks per SM.
-  status = cudaFuncSetAttribute(decode_tc_kernel<D>, cudaFuncAttributePreferredSharedMemoryCarveout,
+  // Shared memory over L1: the cache rows bypass L1 (cp.async.cg); at D = 128 two (S = 3) or three (S = 2) blocks
+  // per SM.
+  status = cudaFuncSetAttribute(decode_tc_kernel<D, S>, cudaFuncAttributePreferredSharedMemoryCarveout,
                                 cudaSharedmemCarveoutMaxShared);
   if (status != cudaSuccess) return status;
   const int group = args.num_heads / args.num_kv_heads;
@@ -433,7 +442,7 @@ cudaError_t launch_tc_dim(const Args<bf16>& args, int num_seqs, const DecodePlan
   const dim3 grid(static_cast<unsigned>(args.num_kv_heads * group_chunks), static_cast<unsigned>(num_seqs),
                   static_cast<unsigned>(plan.num_splits));
   const dim3 cluster(1, 1, plan.cluster_combine ? static_cast<unsigned>(plan.num_splits) : 1u);
-  return launch_kernel_clusters(pdl, cluster, decode_tc_kernel<D>, grid, dim3(kThreads), bytes, stream, args,
+  return launch_kernel_clusters(pdl, cluster, decode_tc_kernel<D, S>, grid, dim3(kThreads), bytes, stream, args,
                                 group_chunks, plan, partials);
 }
 
@@ -449,8 +458,12 @@ bool cluster_launch_available() {
 
 cudaError_t launch_decode_tensor_core(const Args<bf16>& args, int head_dim, int num_seqs, const DecodePlan& plan,
                                       const Partials& partials, cudaStream_t stream, bool pdl) {
-  return head_dim == 64 ? launch_tc_dim<64>(args, num_seqs, plan, partials, stream, pdl)
-                        : launch_tc_dim<128>(args, num_seqs, plan, partials, stream, pdl);
+  if (plan.large_grid) {
+    return head_dim == 64 ? launch_tc_dim<64, 2>(args, num_seqs, plan, partials, stream, pdl)
+                          : launch_tc_dim<128, 2>(args, num_seqs, plan, partials, stream, pdl);
+  }
+  return head_dim == 64 ? launch_tc_dim<64, 3>(args, num_seqs, plan, partials, stream, pdl)
+                        : launch_tc_dim<128, 3>(args, num_seqs, plan, partials, stream, pdl);
 }
 
 }  // namespace tessera::kernels::cuda::paged

@@ -3,6 +3,8 @@
 // (the CUDA-graph buckets: splits past a sequence's range must be ignored), mixed short and long sequences, a large
 // batch, sliding windows, GQA ratios 1 to 32, block sizes 1 to 32, and a captured graph replayed with new
 // device-side context lengths.
+#include <tuple>
+
 #include "kernels/paged_attention.hpp"
 #include "tests/kernels_cuda/cuda_test_util.hpp"
 #include "tests/kernels_cuda/paged_attention_test_util.hpp"
@@ -86,6 +88,23 @@ TYPED_TEST(PagedAttentionDecodeCuda, LargeBatchOfMixedLengths) {
   spec.seqs.push_back({1, 1000});
   spec.seqs.push_back({1, 17});
   check_batch<TypeParam>(spec);
+}
+
+// Grids many waves deep (on an H100, at least 4 x 3 x 132 blocks) take the tensor-core kernel's two-stage pipeline
+// with three blocks per SM: 256 sequences of Llama-3.1-8B attention (2048 blocks) and of 8 kv heads at head_dim 64.
+TYPED_TEST(PagedAttentionDecodeCuda, ManyWavesOfBlocks) {
+  TESSERA_REQUIRE_GPU();
+  for (const auto& [heads, kv_heads, head_dim] : std::vector<std::tuple<int, int, int>>{{32, 8, 128}, {8, 8, 64}}) {
+    BatchSpec spec;
+    spec.num_heads = heads;
+    spec.num_kv_heads = kv_heads;
+    spec.head_dim = head_dim;
+    spec.max_context_bound = 2048;
+    for (int s = 0; s < 254; ++s) spec.seqs.push_back({1, 1 + (s * 53) % 300});
+    spec.seqs.push_back({1, 1000});
+    spec.seqs.push_back({1, 2048});
+    check_batch<TypeParam>(spec);
+  }
 }
 
 TYPED_TEST(PagedAttentionDecodeCuda, SlidingWindowUnderBound) {
