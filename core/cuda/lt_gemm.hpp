@@ -16,6 +16,7 @@
 #include <type_traits>
 
 #include "core/common/dtype.hpp"
+#include "core/cuda/cublaslt_handles.hpp"
 
 namespace tessera::cuda {
 
@@ -56,16 +57,10 @@ class LtGemm {
   static constexpr size_t kMaxCachedPlans = 8192;
 
  private:
-  template <class T, cublasStatus_t (*Destroy)(T)>
-  struct Deleter {
-    void operator()(T p) const { Destroy(p); }
-  };
-  template <class T, cublasStatus_t (*Destroy)(T)>
-  using Owned = std::unique_ptr<std::remove_pointer_t<T>, Deleter<T, Destroy>>;
-  using Handle = Owned<cublasLtHandle_t, cublasLtDestroy>;
-  using MatmulDesc = Owned<cublasLtMatmulDesc_t, cublasLtMatmulDescDestroy>;
-  using Layout = Owned<cublasLtMatrixLayout_t, cublasLtMatrixLayoutDestroy>;
-  using Preference = Owned<cublasLtMatmulPreference_t, cublasLtMatmulPreferenceDestroy>;
+  using Handle = LtHandle;
+  using MatmulDesc = LtMatmulDesc;
+  using Layout = LtLayout;
+  using Preference = LtPreference;
 
   // What the algorithm choice depends on (besides the device and the workspace size, fixed per LtGemm).
   struct Key {

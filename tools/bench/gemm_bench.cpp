@@ -36,6 +36,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/common/error.hpp"
+#include "core/cuda/cublaslt_handles.hpp"
 #include "core/cuda/cuda_check.hpp"
 
 namespace {
@@ -73,17 +74,10 @@ struct Options {
   double rotate_mb = 200;
 };
 
-// Owning handles of the cuBLASLt C API (pointers to opaque structs).
-template <class T, cublasStatus_t (*Destroy)(T)>
-struct LtDeleter {
-  void operator()(T p) const { Destroy(p); }
-};
-template <class T, cublasStatus_t (*Destroy)(T)>
-using LtOwned = std::unique_ptr<std::remove_pointer_t<T>, LtDeleter<T, Destroy>>;
-using LtHandle = LtOwned<cublasLtHandle_t, cublasLtDestroy>;
-using MatmulDesc = LtOwned<cublasLtMatmulDesc_t, cublasLtMatmulDescDestroy>;
-using Layout = LtOwned<cublasLtMatrixLayout_t, cublasLtMatrixLayoutDestroy>;
-using Preference = LtOwned<cublasLtMatmulPreference_t, cublasLtMatmulPreferenceDestroy>;
+using tessera::cuda::LtHandle;
+using MatmulDesc = tessera::cuda::LtMatmulDesc;
+using Layout = tessera::cuda::LtLayout;
+using Preference = tessera::cuda::LtPreference;
 
 struct Context {
   const Options& options;
