@@ -1,8 +1,9 @@
 #pragma once
 // The CUDA executor's GEMM for more rows than the few-row GEMV takes: y = x w^T through cuBLASLt with the algorithm
-// its heuristic ranks first for the shape. On an H100 that choice beats cublasGemmEx(CUBLAS_GEMM_DEFAULT) on the
-// Llama-3.1-8B projections (tessera-gemm-bench: batch-256 decode step GEMMs 7.71 -> 7.35 ms, 2048 rows 42.55 ->
-// 40.02 ms). No timing-based autotuning: the algorithm is a deterministic function of the shape, element types,
+// its heuristic ranks first for the shape. Timed alone on an H100 that choice beats cublasGemmEx(CUBLAS_GEMM_DEFAULT)
+// on the Llama-3.1-8B projections (tessera-gemm-bench: batch-256 decode step GEMMs 7.71 -> 7.35 ms, 2048 rows
+// 42.55 -> 40.02 ms); inside the executor's steps the difference is within noise (bench/results session 4, run 4).
+// It is also the API that FP8 matmuls need. No timing-based autotuning: the algorithm is a deterministic function of the shape, element types,
 // pointer alignments and workspace size, so a seeded request gives the same tokens after a restart.
 // Host code.
 #include <cublasLt.h>
