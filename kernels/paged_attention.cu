@@ -23,12 +23,24 @@ constexpr int kShortSpan = 512;
 // tokens, 512 blocks, ran at 1.93 TB/s with three blocks per SM vs 2.31 with two; bench/results session 4 run 9).
 constexpr int64_t kLargeGridWaves = 4;
 
-int current_sm_count() {
+int current_device_attribute(cudaDeviceAttr attribute) {
   int device = 0;
-  int count = 0;
+  int value = 0;
   if (cudaGetDevice(&device) != cudaSuccess) return 0;
-  if (cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) return 0;
-  return count;
+  if (cudaDeviceGetAttribute(&value, attribute, device) != cudaSuccess) return 0;
+  return value;
+}
+
+int current_sm_count() { return current_device_attribute(cudaDevAttrMultiProcessorCount); }
+
+// Whether a large grid runs the 2-warp block shape on the current device (kAuto: by DRAM bandwidth per SM).
+bool two_warp_blocks(LargeGridBlocks requested, int sm_count) {
+  if (requested == LargeGridBlocks::kAuto) {
+    const double bandwidth = peak_dram_bytes_per_s(current_device_attribute(cudaDevAttrMemoryClockRate),
+                                                   current_device_attribute(cudaDevAttrGlobalMemoryBusWidth));
+    return resolve_large_grid_blocks(requested, bandwidth, sm_count) == LargeGridBlocks::kTwoWarps;
+  }
+  return requested == LargeGridBlocks::kTwoWarps;
 }
 
 // Decode blocks per sequence before splitting: one per (kv head, chunk of <= 16 query heads of its group), as the
@@ -101,7 +113,7 @@ cudaError_t launch_paged_attention(const T* q, int64_t q_row_stride, const T* ke
                                    const int32_t* context_len, const int32_t* block_tables, int max_blocks_per_seq,
                                    int num_seqs, int64_t num_tokens, int max_query_len, int max_context_len,
                                    AttentionParams params, T* out, void* workspace, size_t workspace_bytes,
-                                   cudaStream_t stream, bool pdl) {
+                                   cudaStream_t stream, bool pdl, LargeGridBlocks large_grid_blocks) {
   if (num_seqs < 0 || num_tokens < 0) return cudaErrorInvalidValue;
   if (num_seqs == 0 || num_tokens == 0) return cudaSuccess;
   const int head_dim = layout.head_dim;
@@ -135,9 +147,10 @@ cudaError_t launch_paged_attention(const T* q, int64_t q_row_stride, const T* ke
   args.sliding_window = params.sliding_window;
   args.out = out;
 
-  const paged::DecodePlan plan =
-      plan_decode(num_seqs, decode_blocks_per_seq(params.num_heads, layout.num_kv_heads),
-                  decode_span(max_context_len, params.sliding_window), current_sm_count());
+  const int sm_count = current_sm_count();
+  paged::DecodePlan plan = plan_decode(num_seqs, decode_blocks_per_seq(params.num_heads, layout.num_kv_heads),
+                                       decode_span(max_context_len, params.sliding_window), sm_count);
+  plan.two_warp_blocks = plan.large_grid && two_warp_blocks(large_grid_blocks, sm_count);
   paged::Partials partials;
   const size_t needed = partial_bytes(num_seqs, params.num_heads, head_dim, plan);
   if (needed > 0) {
@@ -160,11 +173,11 @@ cudaError_t launch_paged_attention(const T* q, int64_t q_row_stride, const T* ke
 template cudaError_t launch_paged_attention<float>(const float*, int64_t, const float*, const float*, KvCacheLayout,
                                                    const int32_t*, const int32_t*, const int32_t*, const int32_t*,
                                                    int, int, int64_t, int, int, AttentionParams, float*, void*,
-                                                   size_t, cudaStream_t, bool);
+                                                   size_t, cudaStream_t, bool, LargeGridBlocks);
 template cudaError_t launch_paged_attention<__nv_bfloat16>(const __nv_bfloat16*, int64_t, const __nv_bfloat16*,
                                                            const __nv_bfloat16*, KvCacheLayout, const int32_t*,
                                                            const int32_t*, const int32_t*, const int32_t*, int, int,
                                                            int64_t, int, int, AttentionParams, __nv_bfloat16*, void*,
-                                                           size_t, cudaStream_t, bool);
+                                                           size_t, cudaStream_t, bool, LargeGridBlocks);
 
 }  // namespace tessera::kernels::cuda

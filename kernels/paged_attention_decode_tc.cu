@@ -2,19 +2,21 @@
 // the KV cache (every K/V row is read once and used by the few query heads of its GQA group), so the kernel's job
 // is to keep enough bytes in flight while the small amount of math runs.
 //
-// Work split: one block of 4 warps per (sequence, kv head, chunk of <= 16 query heads of its group, split). The
-// block walks its key range [begin, end) in tiles of 64 keys; tile j's K and V rows are gathered from the paged
+// Work split: one block of W warps per (sequence, kv head, chunk of <= 16 query heads of its group, split). The
+// block walks its key range [begin, end) in tiles of 16 W keys; tile j's K and V rows are gathered from the paged
 // cache (through the block table) into shared memory with 16-byte cp.async.cg, S tiles deep: while tile j is
-// computed, tiles j + 1 .. j + S - 1 are in flight. S = 3 (2 x 34 KB in flight per block at head_dim 128, two blocks
-// per SM) by default; grids of many waves take S = 2 with three blocks per SM, whose extra warps hide the math
-// between tiles better than the deeper pipeline does (DecodePlan::large_grid).
+// computed, tiles j + 1 .. j + S - 1 are in flight. By default W = 4 and S = 3 (2 x 34 KB in flight per block at
+// head_dim 128, two blocks per SM); grids of many waves take S = 2 with three blocks per SM, whose extra warps hide
+// the math between tiles better than the deeper pipeline does (DecodePlan::large_grid), or, on devices with much
+// DRAM bandwidth per SM, W = 2 and S = 2 with six blocks per SM (DecodePlan::two_warp_blocks,
+// kernels/decode_block_shape.hpp).
 // The block-table entries of the tile after next are fetched into registers one iteration ahead, so the address
 // computation never waits on a table load.
 //
 // Math per tile: warp w owns keys [16 w, 16 w + 16) of the tile and keeps its own online-softmax state (no block
 // barrier between QK^T, softmax and PV). The query heads are the M = 16 rows of mma.sync m16n8k16 (rows past the
 // group's heads are zero and never written out): S = Q K^T (Q fragments stay in registers, K via ldmatrix), base-2
-// online softmax in FP32, O += P V (P rounded to BF16 as the A operand, V via ldmatrix.trans). At the end the four
+// online softmax in FP32, O += P V (P rounded to BF16 as the A operand, V via ldmatrix.trans). At the end the W
 // warps' (max, sum, O) are merged through shared memory, then written as the output (one split), or as the split's
 // FP32 partial for the combine kernel (max in base-2 units), or, when the splits run as one thread block cluster
 // (small grids on sm_90+), combined with the other splits' partials through distributed shared memory: no combine
@@ -39,18 +41,18 @@ namespace {
 
 using bf16 = __nv_bfloat16;
 
-constexpr int kWarps = 4;
-constexpr int kThreads = 32 * kWarps;
 constexpr int kKeysPerWarp = 16;                    // one k16 step of P V, two n8 tiles of S
-constexpr int kTileKeys = kWarps * kKeysPerWarp;    // keys per pipeline stage
 constexpr int kHeadRows = kDecodeTcHeads;           // mma M: query heads per block
 constexpr int kPad = 8;                             // bf16 elements (16 bytes) of smem row padding
 constexpr float kLog2e = 1.4426950408889634f;
 static_assert(kHeadRows == 16, "query heads are the 16 rows of mma.sync m16n8k16");
 
-// Shared-memory layout of one block, except the pipeline depth (DecodeTcLayout below).
-template <int D>
+// Shared-memory layout of one block of W warps, except the pipeline depth (DecodeTcLayout below).
+template <int D, int W>
 struct DecodeTcTile {
+  static constexpr int kWarps = W;
+  static constexpr int kThreads = 32 * W;
+  static constexpr int kTileKeys = W * kKeysPerWarp;  // keys per pipeline stage
   // K/V tiles: rows of D bf16 padded by 16 bytes, so the 8 row addresses of an ldmatrix fall on distinct banks.
   static constexpr int kStride = D + kPad;
   static constexpr int kTileElems = kTileKeys * kStride;
@@ -68,21 +70,22 @@ struct DecodeTcTile {
   static constexpr int kRowsPerPass = kThreads / kChunksPerRow;  // 8 (D = 128) or 16 (D = 64)
   static constexpr int kCopyRows = kTileKeys / kRowsPerPass;     // rows per thread and tile: 8 or 4
   static_assert(kThreads % kChunksPerRow == 0 && kTileKeys % kRowsPerPass == 0, "loader must tile evenly");
+  static_assert(kTileKeys % 64 == 0 || 64 % kTileKeys == 0, "split partitions (64-key quanta) hold whole tiles");
   static_assert(kStride % 8 == 0, "smem rows must stay 16-byte aligned");
 };
 
-template <int D, int S>  // S: pipeline stages, tiles resident (one computed, S - 1 in flight)
-struct DecodeTcLayout : DecodeTcTile<D> {
-  static constexpr size_t kPipelineBytes = size_t{S} * DecodeTcTile<D>::kStageElems * sizeof(bf16);
-  static constexpr size_t kEpilogueBytes = DecodeTcTile<D>::kEpilogueBytes;
+template <int D, int S, int W>  // S: pipeline stages, tiles resident (one computed, S - 1 in flight)
+struct DecodeTcLayout : DecodeTcTile<D, W> {
+  static constexpr size_t kPipelineBytes = size_t{S} * DecodeTcTile<D, W>::kStageElems * sizeof(bf16);
+  static constexpr size_t kEpilogueBytes = DecodeTcTile<D, W>::kEpilogueBytes;
   static constexpr size_t kSmemBytes = kPipelineBytes > kEpilogueBytes ? kPipelineBytes : kEpilogueBytes;
 };
 
 // Block ids of the rows this thread copies for the tile starting at `tile_start` (0 past `end`: never read).
-template <int D>
-__device__ __forceinline__ void fetch_block_ids(int (&ids)[DecodeTcTile<D>::kCopyRows], const int32_t* table,
+template <int D, int W>
+__device__ __forceinline__ void fetch_block_ids(int (&ids)[DecodeTcTile<D, W>::kCopyRows], const int32_t* table,
                                                 int tile_start, int end, int copy_row, int block_size) {
-  using L = DecodeTcTile<D>;
+  using L = DecodeTcTile<D, W>;
 #pragma unroll
   for (int i = 0; i < L::kCopyRows; ++i) {
     const int position = tile_start + copy_row + i * L::kRowsPerPass;
@@ -93,11 +96,11 @@ __device__ __forceinline__ void fetch_block_ids(int (&ids)[DecodeTcTile<D>::kCop
 // Starts the copies of the K and V rows of one tile into a stage; rows at or past `end` are zero-filled (their
 // V rows meet P = 0, which must not be 0 * garbage). Rows at positions in [deferred, end) are skipped (left for a
 // later copy_row_chunk); deferred >= end skips none.
-template <int D>
-__device__ __forceinline__ void issue_tile(bf16* stage, const Args<bf16>& a, const int (&ids)[DecodeTcTile<D>::kCopyRows],
+template <int D, int W>
+__device__ __forceinline__ void issue_tile(bf16* stage, const Args<bf16>& a, const int (&ids)[DecodeTcTile<D, W>::kCopyRows],
                                            int tile_start, int end, int deferred, int copy_row, int copy_chunk,
                                            int kv_head) {
-  using L = DecodeTcTile<D>;
+  using L = DecodeTcTile<D, W>;
 #pragma unroll
   for (int i = 0; i < L::kCopyRows; ++i) {
     const int r = copy_row + i * L::kRowsPerPass;
@@ -117,10 +120,10 @@ __device__ __forceinline__ void issue_tile(bf16* stage, const Args<bf16>& a, con
 
 // Starts the copy of this thread's 16-byte chunk of the K and V rows of `position` (block id `block`) into row
 // `row` of a stage.
-template <int D>
+template <int D, int W>
 __device__ __forceinline__ void copy_row_chunk(bf16* stage, const Args<bf16>& a, int block, int position, int row,
                                                int copy_chunk, int kv_head) {
-  using L = DecodeTcTile<D>;
+  using L = DecodeTcTile<D, W>;
   const int64_t slot = static_cast<int64_t>(block) * a.block_size + position % a.block_size;
   const int64_t offset = (slot * a.num_kv_heads + kv_head) * D + copy_chunk * 8;
   const int smem_offset = row * L::kStride + copy_chunk * 8;
@@ -134,7 +137,7 @@ __device__ __forceinline__ void copy_row_chunk(bf16* stage, const Args<bf16>& a,
 // The cluster's blocks share the heads x D outputs and each combines one over the splits the sequence's visible
 // range reaches, with the same float operations in the same order as combine_kernel (paged_attention_decode.cu),
 // so the output is bit-identical to the partials-in-workspace path. Every block of the cluster must call it.
-template <int D>
+template <int D, int W>
 __device__ __forceinline__ void combine_in_cluster(const Args<bf16>& a, const DecodePlan& plan, float* partial,
                                                    int span, int heads, int head0, int64_t token) {
   namespace cg = cooperative_groups;
@@ -142,6 +145,7 @@ __device__ __forceinline__ void combine_in_cluster(const Args<bf16>& a, const De
   cluster.sync();  // (release / acquire) every split's partial is in its block's shared memory
   const int used = min(plan.num_splits, (span + plan.partition - 1) / plan.partition);
   const int rank = static_cast<int>(cluster.block_rank());
+  constexpr int kThreads = DecodeTcTile<D, W>::kThreads;
   for (int idx = rank * kThreads + static_cast<int>(threadIdx.x); idx < heads * D; idx += kThreads * plan.num_splits) {
     const int g = idx / D;
     const int d = idx % D;
@@ -179,14 +183,18 @@ __device__ __forceinline__ void combine_in_cluster(const Args<bf16>& a, const De
   cluster.sync();  // no block leaves (its shared memory) while a peer still reads it
 }
 
-template <int D, int S>
-__global__ void __launch_bounds__(kThreads, S == 2 ? kLargeGridBlocksPerSm : 2)
+// D: head_dim; S: pipeline stages; W: warps per block; B: blocks per SM the registers must allow.
+template <int D, int S, int W, int B>
+__global__ void __launch_bounds__(32 * W, B)
     decode_tc_kernel(Args<bf16> a, int group_chunks, DecodePlan plan, Partials partials) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();  // BF16 mma.sync and cp.async need sm_80; the launcher never picks this kernel below that
 #else
-  using L = DecodeTcLayout<D, S>;
+  using L = DecodeTcLayout<D, S, W>;
   constexpr int kStages = S;
+  constexpr int kWarps = W;
+  constexpr int kThreads = L::kThreads;
+  constexpr int kTileKeys = L::kTileKeys;
   constexpr int kDSteps = D / 16;   // k-steps of S = Q K^T
   constexpr int kOutTiles = D / 8;  // n-tiles of O
 
@@ -215,7 +223,7 @@ __global__ void __launch_bounds__(kThreads, S == 2 ? kLargeGridBlocksPerSm : 2)
   if (begin >= end) {  // a split past this sequence's visible range: the combine never reads it
     pdl_launch_dependents();
     pdl_wait();
-    if (plan.cluster_combine) combine_in_cluster<D>(a, plan, cluster_partial, context - first, heads, head0, token);
+    if (plan.cluster_combine) combine_in_cluster<D, W>(a, plan, cluster_partial, context - first, heads, head0, token);
     return;
   }
   const int num_tiles = (end - begin + kTileKeys - 1) / kTileKeys;
@@ -235,14 +243,14 @@ __global__ void __launch_bounds__(kThreads, S == 2 ? kLargeGridBlocksPerSm : 2)
   // Pipeline prologue: tiles 0 .. kStages - 2 in flight (without the new token's row), block ids of tile
   // kStages - 1 in registers. All of it before pdl_wait(): old cache rows and block tables only.
   int ids[L::kCopyRows];
-  fetch_block_ids<D>(ids, table, begin, end, copy_row, a.block_size);
+  fetch_block_ids<D, W>(ids, table, begin, end, copy_row, a.block_size);
 #pragma unroll
   for (int t = 0; t < kStages - 1; ++t) {
     if (t < num_tiles)
-      issue_tile<D>(stages + t * L::kStageElems, a, ids, begin + t * kTileKeys, end, fresh, copy_row, copy_chunk,
+      issue_tile<D, W>(stages + t * L::kStageElems, a, ids, begin + t * kTileKeys, end, fresh, copy_row, copy_chunk,
                     kv_head);
     cp_async_commit();  // possibly empty: keeps the group count uniform for the waits
-    fetch_block_ids<D>(ids, table, begin + (t + 1) * kTileKeys, end, copy_row, a.block_size);
+    fetch_block_ids<D, W>(ids, table, begin + (t + 1) * kTileKeys, end, copy_row, a.block_size);
   }
   // The new token's row, when the prologue skipped it: its tile and row, and this thread's part in copying it.
   // (fresh = end - 1 in the split that holds it, the last one; later tiles are issued after the wait anyway.)
@@ -254,7 +262,7 @@ __global__ void __launch_bounds__(kThreads, S == 2 ? kLargeGridBlocksPerSm : 2)
   pdl_launch_dependents();  // after this block's own loads are under way
   pdl_wait();               // q, the new token's K/V row, the workspace and out from here on
   if (copies_fresh) {
-    copy_row_chunk<D>(stages + fresh_tile * L::kStageElems, a, fresh_block, fresh, fresh_row, copy_chunk, kv_head);
+    copy_row_chunk<D, W>(stages + fresh_tile * L::kStageElems, a, fresh_block, fresh, fresh_row, copy_chunk, kv_head);
     cp_async_commit();
   }
 
@@ -299,10 +307,10 @@ __global__ void __launch_bounds__(kThreads, S == 2 ? kLargeGridBlocksPerSm : 2)
     const int next = j + kStages - 1;
     const int next_stage = stage == 0 ? kStages - 1 : stage - 1;  // (stage + kStages - 1) % kStages
     if (next < num_tiles)
-      issue_tile<D>(stages + next_stage * L::kStageElems, a, ids, begin + next * kTileKeys, end, end, copy_row,
+      issue_tile<D, W>(stages + next_stage * L::kStageElems, a, ids, begin + next * kTileKeys, end, end, copy_row,
                     copy_chunk, kv_head);
     cp_async_commit();
-    fetch_block_ids<D>(ids, table, begin + (next + 1) * kTileKeys, end, copy_row, a.block_size);
+    fetch_block_ids<D, W>(ids, table, begin + (next + 1) * kTileKeys, end, copy_row, a.block_size);
 
     const int warp_start = begin + j * kTileKeys + warp * kKeysPerWarp;
     if (warp_start < end) {  // warp-uniform: the last tile's trailing warps may have no visible key
@@ -367,7 +375,7 @@ __global__ void __launch_bounds__(kThreads, S == 2 ? kLargeGridBlocksPerSm : 2)
   cp_async_wait<0>();  // only empty groups can remain; the epilogue reuses the pipeline memory
   __syncthreads();     // every warp is done reading its last tile
 
-  // Merge the four warps' states: O [warp][row][d], then max and sum [warp][row].
+  // Merge the W warps' states: O [warp][row][d], then max and sum [warp][row].
   float* o_shared = reinterpret_cast<float*>(decode_tc_smem);
   float* max_shared = o_shared + kWarps * kHeadRows * L::kOStride;
   float* sum_shared = max_shared + kWarps * kHeadRows;
@@ -421,29 +429,39 @@ __global__ void __launch_bounds__(kThreads, S == 2 ? kLargeGridBlocksPerSm : 2)
       }
     }
   }
-  if (plan.cluster_combine) combine_in_cluster<D>(a, plan, cluster_partial, context - first, heads, head0, token);
+  if (plan.cluster_combine) combine_in_cluster<D, W>(a, plan, cluster_partial, context - first, heads, head0, token);
 #endif
 }
 
-template <int D, int S>
+template <int D, int S, int W, int B>
 cudaError_t launch_tc_dim(const Args<bf16>& args, int num_seqs, const DecodePlan& plan, const Partials& partials,
                           cudaStream_t stream, bool pdl) {
-  constexpr size_t bytes = DecodeTcLayout<D, S>::kSmemBytes;
-  cudaError_t status = cudaFuncSetAttribute(decode_tc_kernel<D, S>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                            static_cast<int>(bytes));
+  constexpr size_t bytes = DecodeTcLayout<D, S, W>::kSmemBytes;
+  static_assert(B * bytes <= 227 * 1024, "B blocks must fit one SM's shared memory (sm_90: 227 KB)");
+  auto* kernel = decode_tc_kernel<D, S, W, B>;
+  cudaError_t status =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
   if (status != cudaSuccess) return status;
-  // Shared memory over L1: the cache rows bypass L1 (cp.async.cg); at D = 128 two (S = 3) or three (S = 2) blocks
-  // per SM.
-  status = cudaFuncSetAttribute(decode_tc_kernel<D, S>, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                cudaSharedmemCarveoutMaxShared);
+  // Shared memory over L1: the cache rows bypass L1 (cp.async.cg); at D = 128 B blocks per SM.
+  status = cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
   if (status != cudaSuccess) return status;
   const int group = args.num_heads / args.num_kv_heads;
   const int group_chunks = (group + kHeadRows - 1) / kHeadRows;
   const dim3 grid(static_cast<unsigned>(args.num_kv_heads * group_chunks), static_cast<unsigned>(num_seqs),
                   static_cast<unsigned>(plan.num_splits));
   const dim3 cluster(1, 1, plan.cluster_combine ? static_cast<unsigned>(plan.num_splits) : 1u);
-  return launch_kernel_clusters(pdl, cluster, decode_tc_kernel<D, S>, grid, dim3(kThreads), bytes, stream, args,
+  return launch_kernel_clusters(pdl, cluster, kernel, grid, dim3(DecodeTcTile<D, W>::kThreads), bytes, stream, args,
                                 group_chunks, plan, partials);
+}
+
+// The kernel instance of a plan's block shape, for head_dim D.
+template <int D>
+cudaError_t launch_tc_shape(const Args<bf16>& args, int num_seqs, const DecodePlan& plan, const Partials& partials,
+                            cudaStream_t stream, bool pdl) {
+  if (!plan.large_grid) return launch_tc_dim<D, 3, 4, 2>(args, num_seqs, plan, partials, stream, pdl);
+  if (plan.two_warp_blocks)
+    return launch_tc_dim<D, 2, 2, kTwoWarpLargeGridBlocksPerSm>(args, num_seqs, plan, partials, stream, pdl);
+  return launch_tc_dim<D, 2, 4, kLargeGridBlocksPerSm>(args, num_seqs, plan, partials, stream, pdl);
 }
 
 }  // namespace
@@ -458,12 +476,8 @@ bool cluster_launch_available() {
 
 cudaError_t launch_decode_tensor_core(const Args<bf16>& args, int head_dim, int num_seqs, const DecodePlan& plan,
                                       const Partials& partials, cudaStream_t stream, bool pdl) {
-  if (plan.large_grid) {
-    return head_dim == 64 ? launch_tc_dim<64, 2>(args, num_seqs, plan, partials, stream, pdl)
-                          : launch_tc_dim<128, 2>(args, num_seqs, plan, partials, stream, pdl);
-  }
-  return head_dim == 64 ? launch_tc_dim<64, 3>(args, num_seqs, plan, partials, stream, pdl)
-                        : launch_tc_dim<128, 3>(args, num_seqs, plan, partials, stream, pdl);
+  return head_dim == 64 ? launch_tc_shape<64>(args, num_seqs, plan, partials, stream, pdl)
+                        : launch_tc_shape<128>(args, num_seqs, plan, partials, stream, pdl);
 }
 
 }  // namespace tessera::kernels::cuda::paged

@@ -45,9 +45,13 @@ struct DecodePlan {
   // flight instead of two and runs kLargeGridBlocksPerSm blocks per SM; the extra warps hide the math between tiles
   // (256 sequences x 1000 tokens: 2.74 vs 2.65 TB/s on an H100, 3.15 vs 2.89 on an H200; session 4 runs 8-9).
   bool large_grid = false;
+  // With large_grid: blocks of 2 warps (32-key tiles) at kTwoWarpLargeGridBlocksPerSm per SM instead of 4 warps at
+  // kLargeGridBlocksPerSm, for devices with much DRAM bandwidth per SM (kernels/decode_block_shape.hpp).
+  bool two_warp_blocks = false;
 };
 
 inline constexpr int kLargeGridBlocksPerSm = 3;
+inline constexpr int kTwoWarpLargeGridBlocksPerSm = 6;  // the same 12 warps per SM as kLargeGridBlocksPerSm x 4
 
 // Most splits combined inside a cluster (the portable cluster size); more splits go through the combine kernel.
 inline constexpr int kMaxClusterSplits = 8;

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <optional>
 #include <unordered_map>
 #include <utility>
 
@@ -39,6 +40,11 @@ CudaExecutor::Impl::Knobs CudaExecutor::Impl::Knobs::from_environment() {
   if (const char* v = std::getenv("TESSERA_L2_PREFETCH_MB")) k.l2_prefetch_bytes = std::strtoull(v, nullptr, 10) << 20;
   if (const char* v = std::getenv("TESSERA_FUSED_NORM")) k.fused_norm = std::strcmp(v, "1") == 0;
   if (const char* v = std::getenv("TESSERA_CUBLASLT")) k.cublaslt = std::strcmp(v, "0") != 0;
+  if (const char* v = std::getenv("TESSERA_DECODE_LARGE_GRID")) {
+    const std::optional<kernels::LargeGridBlocks> blocks = kernels::parse_large_grid_blocks(v);
+    if (!blocks) throw Error(std::string("TESSERA_DECODE_LARGE_GRID must be 4, 2 or auto, not '") + v + "'");
+    k.decode_large_grid = *blocks;
+  }
   return k;
 }
 

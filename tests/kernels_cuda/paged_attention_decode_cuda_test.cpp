@@ -91,19 +91,24 @@ TYPED_TEST(PagedAttentionDecodeCuda, LargeBatchOfMixedLengths) {
 }
 
 // Grids many waves deep (on an H100, at least 4 x 3 x 132 blocks) take the tensor-core kernel's two-stage pipeline
-// with three blocks per SM: 256 sequences of Llama-3.1-8B attention (2048 blocks) and of 8 kv heads at head_dim 64.
+// in either block shape (4 warps x 3 blocks per SM, or 2 warps x 6, whichever the device would pick): 256 sequences
+// of Llama-3.1-8B attention (2048 blocks) and of 8 kv heads at head_dim 64. Contexts end inside and on the edges of
+// both tile sizes (32 and 64 keys).
 TYPED_TEST(PagedAttentionDecodeCuda, ManyWavesOfBlocks) {
   TESSERA_REQUIRE_GPU();
-  for (const auto& [heads, kv_heads, head_dim] : std::vector<std::tuple<int, int, int>>{{32, 8, 128}, {8, 8, 64}}) {
-    BatchSpec spec;
-    spec.num_heads = heads;
-    spec.num_kv_heads = kv_heads;
-    spec.head_dim = head_dim;
-    spec.max_context_bound = 2048;
-    for (int s = 0; s < 254; ++s) spec.seqs.push_back({1, 1 + (s * 53) % 300});
-    spec.seqs.push_back({1, 1000});
-    spec.seqs.push_back({1, 2048});
-    check_batch<TypeParam>(spec);
+  using kernels::LargeGridBlocks;
+  for (LargeGridBlocks blocks : {LargeGridBlocks::kFourWarps, LargeGridBlocks::kTwoWarps, LargeGridBlocks::kAuto}) {
+    for (const auto& [heads, kv_heads, head_dim] : std::vector<std::tuple<int, int, int>>{{32, 8, 128}, {8, 8, 64}}) {
+      BatchSpec spec;
+      spec.num_heads = heads;
+      spec.num_kv_heads = kv_heads;
+      spec.head_dim = head_dim;
+      spec.max_context_bound = 2048;
+      spec.large_grid_blocks = blocks;
+      for (int s = 0; s < 250; ++s) spec.seqs.push_back({1, 1 + (s * 53) % 300});
+      for (int context : {31, 32, 33, 1000, 2048, 65}) spec.seqs.push_back({1, context});
+      check_batch<TypeParam>(spec);
+    }
   }
 }
 

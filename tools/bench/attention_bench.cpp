@@ -1,6 +1,7 @@
 // tessera-attention-bench: the decode path of launch_paged_attention alone, at the Llama-3.1-8B attention shape
 // (32 query heads, 8 kv heads, head_dim 128, BF16, block size 16) for batch x context in {1x128, 1x130, 1x2048,
-// 1x8192, 8x1000, 64x1000, 256x1000, 256x2000, 256x1500}, and two probes of the cache's access pattern at 256 x 1000's
+// 1x8192, 8x1000, 64x1000, 256x1000, 256x2000, 256x1500; the 256-sequence cases in both large-grid block shapes of
+// kernels/decode_block_shape.hpp), and two probes of the cache's access pattern at 256 x 1000's
 // bytes: one kv head per sequence (contiguous blocks) and unshuffled block tables. Random BF16 K/V cache, random
 // (shuffled) block tables, every sequence at the same context. Each timed run is one launch (decode kernel + split combine), timed with CUDA events after an L2
 // flush, median of 20 after 5 warm-up runs. Each case runs twice: max_context_len = the context, and the
@@ -82,6 +83,8 @@ struct Case {
   int heads = kHeads;
   int kv_heads = kKvHeads;
   bool shuffled = true;  // false: each sequence's blocks consecutive in the cache
+  // The decode kernel's block shape where the grid is many waves deep (256 sequences).
+  tessera::kernels::LargeGridBlocks large_grid_blocks = tessera::kernels::LargeGridBlocks::kFourWarps;
 };
 
 struct Cache {
@@ -142,7 +145,8 @@ Timing time_case(const Case& c, int max_context_len, const Cache& cache, const D
     check(tessera::kernels::cuda::launch_paged_attention<__nv_bfloat16>(
               q.as<__nv_bfloat16>(), static_cast<int64_t>(row), cache.key, cache.value, layout, meta, meta + c.batch,
               meta + 2 * c.batch, d_tables.as<int32_t>() + layer * table_size, blocks_per_seq, c.batch, c.batch, 1,
-              max_context_len, params, out.as<__nv_bfloat16>(), workspace.as<void>(), ws_bytes, stream, pdl),
+              max_context_len, params, out.as<__nv_bfloat16>(), workspace.as<void>(), ws_bytes, stream, pdl,
+              c.large_grid_blocks),
           "launch_paged_attention");
   };
 
@@ -181,10 +185,24 @@ Timing time_case(const Case& c, int max_context_len, const Cache& cache, const D
 
 int main() {
   try {
-    // The last case reads the same bytes as 256 x 1000 with one kv head per sequence (2048 sequences of 4 query
-    // heads): each cache block is then one contiguous 4 KB run instead of 16 rows of 256 bytes at a 2 KB stride.
-    const std::vector<Case> cases = {{1, 128},    {1, 130},     {1, 2048},    {1, 8192},         {8, 1000},
-                                     {64, 1000},  {256, 1000},  {256, 2000},  {256, 1500},       {2048, 1000, 4, 1},
+    // The 256-sequence cases run in both large-grid block shapes, one after the other. The last two cases read the
+    // same bytes as 256 x 1000: with one kv head per sequence (2048 sequences of 4 query heads), each cache block is
+    // one contiguous 4 KB run instead of 16 rows of 256 bytes at a 2 KB stride; then unshuffled block tables.
+    using tessera::kernels::LargeGridBlocks;
+    constexpr LargeGridBlocks kTwo = LargeGridBlocks::kTwoWarps;
+    const std::vector<Case> cases = {{1, 128},
+                                     {1, 130},
+                                     {1, 2048},
+                                     {1, 8192},
+                                     {8, 1000},
+                                     {64, 1000},
+                                     {256, 1000},
+                                     {256, 1000, kHeads, kKvHeads, true, kTwo},
+                                     {256, 2000},
+                                     {256, 2000, kHeads, kKvHeads, true, kTwo},
+                                     {256, 1500},
+                                     {256, 1500, kHeads, kKvHeads, true, kTwo},
+                                     {2048, 1000, 4, 1},
                                      {256, 1000, kHeads, kKvHeads, false}};
     int64_t cache_elems = 0;
     for (const Case& c : cases)
@@ -213,6 +231,7 @@ int main() {
                              {"heads", c.heads},
                              {"kv_heads", c.kv_heads},
                              {"shuffled_blocks", c.shuffled},
+                             {"large_grid_warps", tessera::kernels::to_string(c.large_grid_blocks)},
                              {"head_dim", kHeadDim},
                              {"block_size", kBlockSize},
                              {"batch", c.batch},
