@@ -134,7 +134,9 @@ void soak(uint64_t seed, bool pipelined) {
   EXPECT_GT(accepted, total / 2);
   EXPECT_EQ(accepted + overloaded, total);
   EXPECT_GT(h.scheduler.stats().num_preemptions, 0u);
-  if (pipelined) EXPECT_GT(pending_decodes, 100);  // the second plan in flight decodes ahead
+  if (pipelined) {
+    EXPECT_GT(pending_decodes, 100);  // the second plan in flight decodes ahead
+  }
   h.expect_all_free();
 }
 

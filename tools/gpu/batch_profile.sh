@@ -46,7 +46,8 @@ if [[ $parts == *" attention "* ]]; then
 import json, sys
 for line in open(sys.argv[2]):
     r = json.loads(line)
-    print(f"{sys.argv[1]} batch {r['batch']} ctx {r['context']}: {r['ms']*1e3:.1f} us ({r['tb_per_s']:.2f} TB/s), "
+    print(f"{sys.argv[1]} batch {r['batch']} ctx {r['context']} ({r.get('large_grid_warps', '4')} warps for large grids): "
+          f"{r['ms']*1e3:.1f} us ({r['tb_per_s']:.2f} TB/s), "
           f"chain with PDL {r['chain_pdl_ms']*1e3:.1f} us per launch")
 EOF
   done
