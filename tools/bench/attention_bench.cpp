@@ -1,15 +1,21 @@
-// tessera-attention-bench: the decode path of launch_paged_attention alone, at the Llama-3.1-8B attention shape
-// (32 query heads, 8 kv heads, head_dim 128, BF16, block size 16) for batch x context in {1x128, 1x130, 1x2048,
-// 1x8192, 8x1000, 64x1000, 256x1000, 256x2000, 256x1500; the 256-sequence cases in both large-grid block shapes of
-// kernels/decode_block_shape.hpp), and two probes of the cache's access pattern at 256 x 1000's
-// bytes: one kv head per sequence (contiguous blocks) and unshuffled block tables. Random BF16 K/V cache, random
-// (shuffled) block tables, every sequence at the same context. Each timed run is one launch (decode kernel + split combine), timed with CUDA events after an L2
-// flush, median of 20 after 5 warm-up runs. Each case runs twice: max_context_len = the context, and the
-// bucket a captured CUDA graph of the executor passes (the power of two above it, at least 512). Prints one JSON object per case:
-// ms per launch, GB read (K + V bytes of the visible contexts) and the effective TB/s. Then, under the bucket, a
-// chain of 32 launches back to back (one per layer, each over its own cache blocks while they fit), timed as a
-// whole after an L2 flush, per launch: launched normally (chain_ms) and with programmatic dependent launch
-// (chain_pdl_ms), where each launch overlaps the end of the previous one as in a decode step.
+// tessera-attention-bench: launch_paged_attention alone, at the Llama-3.1-8B attention shape (32 query heads, 8 kv
+// heads, head_dim 128, BF16, block size 16). Random BF16 K/V cache; one JSON object per case.
+//
+// Decode ("bench": "paged_attention_decode"): batch x context in {1x128, 1x130, 1x2048, 1x8192, 8x1000, 64x1000,
+// 256x1000, 256x2000, 256x1500; the 256-sequence cases in both large-grid block shapes of
+// kernels/decode_block_shape.hpp}, and two probes of the cache's access pattern at 256 x 1000's bytes: one kv head
+// per sequence (contiguous blocks) and unshuffled block tables. Random (shuffled) block tables, every sequence at
+// the same context. Each timed run is one launch (decode kernel + split combine), timed with CUDA events after an L2
+// flush, median of 20 after 5 warm-up runs. Each case runs twice: max_context_len = the context, and the bucket a
+// captured CUDA graph of the executor passes (the power of two above it, at least 512). Reported: ms per launch, GB
+// read (K + V bytes of the visible contexts) and the effective TB/s. Then, under the bucket, a chain of 32 launches
+// back to back (one per layer, each over its own cache blocks while they fit), timed as a whole after an L2 flush,
+// per launch: launched normally (chain_ms) and with programmatic dependent launch (chain_pdl_ms), where each launch
+// overlaps the end of the previous one as in a decode step.
+//
+// Prefill ("bench": "paged_attention_prefill"): one launch over prompts (query_len > 1), timed the same way: one
+// 2048-token prompt (the TTFT case), one of 1000, and the prompt part of a served 1000/1000 mixed step (792 + 1000
+// tokens). Reported: ms, the causal GFLOP done (QK^T + PV over the visible keys) and TFLOP/s.
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
@@ -20,6 +26,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -181,6 +188,80 @@ Timing time_case(const Case& c, int max_context_len, const Cache& cache, const D
   return timing;
 }
 
+// One prefill launch (every sequence has query_len > 1): the prefill kernel alone (the decode kernel's blocks
+// exit at once), median of kRepeat after an L2 flush. `seqs` are (query_len, context_len) pairs; each sequence's
+// blocks are consecutive in the cache. Returns ms and the causal FLOPs it did (QK^T and PV, 2 each per query row,
+// visible key and head_dim element).
+std::pair<double, double> time_prefill(const std::vector<std::pair<int, int>>& seqs, const Cache& cache,
+                                       const Device& flush, cudaStream_t stream) {
+  const int num_seqs = static_cast<int>(seqs.size());
+  int max_query = 0, max_context = 0;
+  int64_t tokens = 0;
+  double visible_keys = 0;  // summed over query tokens
+  std::vector<int32_t> query_start, query_len, context_len;
+  for (const auto& [q, c] : seqs) {
+    query_start.push_back(static_cast<int32_t>(tokens));
+    query_len.push_back(q);
+    context_len.push_back(c);
+    tokens += q;
+    max_query = std::max(max_query, q);
+    max_context = std::max(max_context, c);
+    const double qd = q;
+    visible_keys += qd * (c - q) + qd * (q + 1) / 2;
+  }
+  const int blocks_per_seq = (max_context + kBlockSize - 1) / kBlockSize;
+  std::vector<int32_t> tables(static_cast<size_t>(num_seqs) * blocks_per_seq);
+  std::iota(tables.begin(), tables.end(), 0);
+  if (int64_t{num_seqs} * blocks_per_seq * kBlockSize * kKvHeads * kHeadDim > cache.elements)
+    throw std::runtime_error("prefill case larger than the cache");
+  std::vector<int32_t> meta = query_start;
+  meta.insert(meta.end(), query_len.begin(), query_len.end());
+  meta.insert(meta.end(), context_len.begin(), context_len.end());
+  Device d_tables(tables.size() * sizeof(int32_t), "tables"), d_meta(meta.size() * sizeof(int32_t), "metadata");
+  check(cudaMemcpy(d_tables.as<int32_t>(), tables.data(), tables.size() * sizeof(int32_t), cudaMemcpyHostToDevice),
+        "upload tables");
+  check(cudaMemcpy(d_meta.as<int32_t>(), meta.data(), meta.size() * sizeof(int32_t), cudaMemcpyHostToDevice),
+        "upload");
+  const int32_t* m = d_meta.as<int32_t>();
+  const size_t row = size_t{kHeads} * kHeadDim;
+  Device q(tokens * row * sizeof(__nv_bfloat16), "q"), out(tokens * row * sizeof(__nv_bfloat16), "out");
+  fill_random(q.as<__nv_bfloat16>(), tokens * row, 11);
+  const size_t ws_bytes = tessera::kernels::cuda::paged_attention_workspace_bytes(num_seqs, max_context, kHeads,
+                                                                                  kKvHeads, kHeadDim, 0);
+  Device workspace(std::max<size_t>(ws_bytes, 16), "workspace");
+  const int64_t num_blocks = cache.elements / (int64_t{kBlockSize} * kKvHeads * kHeadDim);
+  const tessera::kernels::KvCacheLayout layout{num_blocks, kBlockSize, kKvHeads, kHeadDim};
+  tessera::kernels::AttentionParams params;
+  params.num_heads = kHeads;
+  params.scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
+  auto launch = [&] {
+    check(tessera::kernels::cuda::launch_paged_attention<__nv_bfloat16>(
+              q.as<__nv_bfloat16>(), static_cast<int64_t>(row), cache.key, cache.value, layout, m, m + num_seqs,
+              m + 2 * num_seqs, d_tables.as<int32_t>(), blocks_per_seq, num_seqs, tokens, max_query, max_context,
+              params, out.as<__nv_bfloat16>(), workspace.as<void>(), ws_bytes, stream),
+          "launch_paged_attention (prefill)");
+  };
+  cudaEvent_t start, stop;
+  check(cudaEventCreate(&start), "event");
+  check(cudaEventCreate(&stop), "event");
+  for (int i = 0; i < kWarmup; ++i) launch();
+  std::vector<float> times;
+  for (int i = 0; i < kRepeat; ++i) {
+    check(cudaMemsetAsync(flush.as<void>(), i & 0xff, kL2FlushBytes, stream), "L2 flush");
+    check(cudaEventRecord(start, stream), "record");
+    launch();
+    check(cudaEventRecord(stop, stream), "record");
+    check(cudaEventSynchronize(stop), "sync");
+    float ms = 0;
+    check(cudaEventElapsedTime(&ms, start, stop), "elapsed");
+    times.push_back(ms);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(times.begin(), times.end());
+  return {static_cast<double>(times[times.size() / 2]), 4.0 * kHeads * kHeadDim * visible_keys};
+}
+
 }  // namespace
 
 int main() {
@@ -246,6 +327,31 @@ int main() {
                              {"chain_ms", bucketed.chain_ms},
                              {"chain_pdl_ms", bucketed.chain_pdl_ms},
                              {"chain_pdl_step_ms_32_layers", 32 * bucketed.chain_pdl_ms},
+                             {"repeats", kRepeat}};
+      std::printf("%s\n", line.dump().c_str());
+      std::fflush(stdout);
+    }
+    // Prefill attention (one layer): the TTFT case (one 2048-token prompt), one 1000-token prompt, and the prefill
+    // part of a served 1000/1000 mixed step under a 2048-token budget (256 decodes leave 1792 prompt tokens: the
+    // last 792 of one prompt, reading its first 208 from the cache, and a whole second prompt).
+    const std::vector<std::vector<std::pair<int, int>>> prefill_cases = {{{2048, 2048}}, {{1000, 1000}},
+                                                                         {{792, 1000}, {1000, 1000}}};
+    for (const auto& seqs : prefill_cases) {
+      const auto [ms, flops] = time_prefill(seqs, cache, flush, stream);
+      nlohmann::json shape = nlohmann::json::array();
+      for (const auto& [q, c] : seqs) shape.push_back({{"query_len", q}, {"context_len", c}});
+      nlohmann::json line = {{"bench", "paged_attention_prefill"},
+                             {"device", prop.name},
+                             {"dtype", "bf16"},
+                             {"heads", kHeads},
+                             {"kv_heads", kKvHeads},
+                             {"head_dim", kHeadDim},
+                             {"block_size", kBlockSize},
+                             {"sequences", shape},
+                             {"ms", ms},
+                             {"causal_gflop", flops / 1e9},
+                             {"tflop_per_s", flops / ms / 1e9},  // FLOP / ms / 1e9 = TFLOP / s
+                             {"step_ms_32_layers", 32 * ms},
                              {"repeats", kRepeat}};
       std::printf("%s\n", line.dump().c_str());
       std::fflush(stdout);

@@ -5,8 +5,11 @@
 #   3. tessera-executor-bench at BATCH x INPUT_LEN (default 256 x 1000): prefill, then OUTPUT_LEN decode steps (median
 #      step time), and an ncu profile of the last decode step alone (--profile-last-step, ncu --profile-from-start
 #      off, card clocks): one row per kernel of one real decode step, without the prefill before it.
+#   4. (PARTS=prefill_profile, not in the default) ncu of one 2048-token prefill (batch 1, eager, one decode step
+#      after it): where the TTFT case's time goes, GEMMs against attention and the rest.
 #   $OUT/batch_profile.jsonl   one line per measurement: name, command, result
 #   $OUT/step_profile_b<BATCH>_ctx<INPUT_LEN>.csv   the ncu rows (tools/gpu/profile_summary.py makes a table)
+#   $OUT/prefill_profile_2048.csv   the prefill's ncu rows
 # PARTS (default "gemm attention step profile") picks the parts.
 set -uo pipefail
 export LD_LIBRARY_PATH=$PWD/.gpu/lib:${LD_LIBRARY_PATH:-}
@@ -46,6 +49,10 @@ if [[ $parts == *" attention "* ]]; then
 import json, sys
 for line in open(sys.argv[2]):
     r = json.loads(line)
+    if r["bench"] == "paged_attention_prefill":
+        print(f"{sys.argv[1]} prefill {[(s['query_len'], s['context_len']) for s in r['sequences']]}: "
+              f"{r['ms']*1e3:.1f} us, {r['tflop_per_s']:.0f} TFLOP/s")
+        continue
     print(f"{sys.argv[1]} batch {r['batch']} ctx {r['context']} ({r.get('large_grid_warps', '4')} warps for large grids): "
           f"{r['ms']*1e3:.1f} us ({r['tb_per_s']:.2f} TB/s), "
           f"chain with PDL {r['chain_pdl_ms']*1e3:.1f} us per launch")
@@ -64,5 +71,12 @@ if [[ $parts == *" profile "* ]]; then
   ncu --clock-control none --profile-from-start off --metrics gpu__time_duration.sum --csv --log-file "$csv" \
     $bin/tessera-executor-bench "${step_args[@]}" --output-len 3 --profile-last-step >/dev/null 2>/tmp/ncu.err ||
     tail -3 /tmp/ncu.err
+  python3 tools/gpu/profile_summary.py "$csv" 2>/dev/null | head -30
+fi
+if [[ $parts == *" prefill_profile "* ]]; then
+  csv=$OUT/prefill_profile_2048.csv
+  ncu --clock-control none --metrics gpu__time_duration.sum --csv --log-file "$csv" \
+    $bin/tessera-executor-bench --device cuda --model $model --batch 1 --input-len 2048 --output-len 2 --warmup 0 \
+    --repeat 1 --no-cuda-graphs --max-step-tokens 2048 >/dev/null 2>/tmp/ncu.err || tail -3 /tmp/ncu.err
   python3 tools/gpu/profile_summary.py "$csv" 2>/dev/null | head -30
 fi

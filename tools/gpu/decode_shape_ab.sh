@@ -6,11 +6,13 @@
 # call of its own:
 #   tests      the paged-attention GPU tests (every shape against the CPU reference; the executor's own GPU tests never
 #              reach a large grid: they run at most 16 sequences)
-#   attention  tessera-attention-bench (its 256-sequence cases run in both shapes, one after the other)
+#   attention  tessera-attention-bench (its 256-sequence cases run in both shapes, one after the other; also its
+#              prefill cases, TFLOP/s of the prefill kernel)
 #   step       tessera-executor-bench at 256 x INPUT_LEN (default 1000, 64 decode steps), SETTINGS alternating for
 #              ROUNDS rounds (default 2)
-#   served     tessera-server + tessera-bench, 1000/1000 at concurrency 256 (1,024 requests) per setting, as
-#              tools/gpu/serving_matrix.sh runs it
+#   served     tessera-server + tessera-bench, 1000/1000 at concurrency 256 (1,024 requests) per entry of
+#              SERVED (default "4:2048 2:2048": setting:max-num-batched-tokens; the matrix's budget is 2048), as
+#              tools/gpu/serving_matrix.sh runs it; tools/gpu/step_timeline.py splits each run's time into steps
 #   $OUT/decode_shape_ab.jsonl   one line per measurement: name, command, result
 #   $OUT/tests.log               the GPU tests' output
 set -uo pipefail
@@ -42,7 +44,10 @@ if [[ $parts == *" attention "* ]]; then
 import json, sys
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    if r["batch"] == 256:
+    if r["bench"] == "paged_attention_prefill":
+        print(f"prefill attention {[(s['query_len'], s['context_len']) for s in r['sequences']]}: {r['ms']*1e3:.1f} us, "
+              f"{r['tflop_per_s']:.0f} TFLOP/s")
+    elif r["batch"] == 256:
         print(f"attention 256 x {r['context']} ({r['large_grid_warps']} warps): {r['ms']*1e3:.1f} us "
               f"({r['tb_per_s']:.2f} TB/s), chain with PDL {r['chain_pdl_ms']*1e3:.1f} us per launch")
 EOF
@@ -62,22 +67,24 @@ if [[ $parts == *" step "* ]]; then
 fi
 if [[ $parts == *" served "* ]]; then
   runs=/tmp/bench_runs; rm -rf "$runs"; mkdir -p "$runs"
-  for setting in $settings; do
+  for entry in ${SERVED:-"4:2048 2:2048"}; do
+    setting=${entry%%:*}; budget=${entry##*:}
     TESSERA_DECODE_LARGE_GRID=$setting $bin/tessera-server --model $model --device cuda \
-      --listen ipc:///tmp/tessera-ab.sock --max-num-seqs 256 --max-num-batched-tokens 2048 --max-waiting-requests 4096 \
+      --listen ipc:///tmp/tessera-ab.sock --max-num-seqs 256 --max-num-batched-tokens $budget --max-waiting-requests 4096 \
       --metrics-port 19466 --log-level warn >/tmp/server.log 2>&1 &
     server=$!
     for _ in $(seq 600); do grep -q "^ready " /tmp/server.log && break; sleep 0.2; done
     grep -q "^ready " /tmp/server.log || { echo "server did not start"; cat /tmp/server.log; exit 1; }
-    name=served_c256_1000_1000_grid$setting
+    name=served_c256_1000_1000_grid${setting}_budget$budget
     cmd=($bin/tessera-bench --server ipc:///tmp/tessera-ab.sock --concurrency 256 --num-requests 1024
       --warmup-requests 4 --input-len 1000 --output-len 1000 --tokenizer $model --seed 1 --slo ttft=1s,itl=50ms
       --label "$name" --quiet --output "$runs/$name")
     if "${cmd[@]}" >"$runs/$name.console.txt" 2>&1; then
       summary=$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["runs"][0]["summary"]))' \
         "$runs/$name/bench.json")
-      record "$name" "$summary" "TESSERA_DECODE_LARGE_GRID=$setting tessera-server ...; ${cmd[*]}"
+      record "$name" "$summary" "TESSERA_DECODE_LARGE_GRID=$setting tessera-server --max-num-batched-tokens $budget ...; ${cmd[*]}"
       python3 -c 'import json,sys; s=json.loads(sys.argv[1]); print(sys.argv[2], round(s["output_tokens_per_s"]), "tok/s, ITL p50", s["itl_ms"]["p50"], "ms")' "$summary" "$name"
+      python3 tools/gpu/step_timeline.py "$runs/$name" | head -6
     else
       echo "$name failed: $(tail -3 "$runs/$name.console.txt")"
     fi
@@ -85,9 +92,9 @@ if [[ $parts == *" served "* ]]; then
 import json, urllib.request
 text = urllib.request.urlopen("http://127.0.0.1:19466/metrics", timeout=10).read().decode()
 print(json.dumps([l for l in text.splitlines() if l.startswith(("tessera_preemptions_total", "tessera_requests_total"))]))')
-    record "server_counters_grid$setting" "$counters" "GET /metrics"
-    kill -TERM $server; wait $server; echo "server exit ($setting): $?"
-    cp /tmp/server.log "$runs/server_grid$setting.log"
+    record "server_counters_$name" "$counters" "GET /metrics"
+    kill -TERM $server; wait $server; echo "server exit ($entry): $?"
+    cp /tmp/server.log "$runs/server_$name.log"
   done
   tar -czf "$OUT/bench_runs.tgz" -C "$runs" .
 fi
