@@ -113,14 +113,15 @@ cudaError_t launch_paged_attention(const T* q, int64_t q_row_stride, const T* ke
                                    const int32_t* context_len, const int32_t* block_tables, int max_blocks_per_seq,
                                    int num_seqs, int64_t num_tokens, int max_query_len, int max_context_len,
                                    AttentionParams params, T* out, void* workspace, size_t workspace_bytes,
-                                   cudaStream_t stream, bool pdl, LargeGridBlocks large_grid_blocks) {
+                                   cudaStream_t stream, bool pdl, AttentionTuning tuning) {
   if (num_seqs < 0 || num_tokens < 0) return cudaErrorInvalidValue;
   if (num_seqs == 0 || num_tokens == 0) return cudaSuccess;
   const int head_dim = layout.head_dim;
   if (head_dim != 64 && head_dim != 128) return cudaErrorInvalidValue;
   if (layout.num_kv_heads <= 0 || params.num_heads <= 0 || params.num_heads % layout.num_kv_heads != 0 ||
       layout.block_size <= 0 || max_blocks_per_seq <= 0 || num_seqs > 65535 || max_query_len <= 0 ||
-      max_context_len <= 0 || params.sliding_window < 0) {
+      max_context_len <= 0 || params.sliding_window < 0 ||
+      !valid_prefill_blocks_per_sm(tuning.prefill_blocks_per_sm)) {
     return cudaErrorInvalidValue;
   }
   if (!q || !key_cache || !value_cache || !out || !query_start || !query_len || !context_len || !block_tables)
@@ -150,7 +151,7 @@ cudaError_t launch_paged_attention(const T* q, int64_t q_row_stride, const T* ke
   const int sm_count = current_sm_count();
   paged::DecodePlan plan = plan_decode(num_seqs, decode_blocks_per_seq(params.num_heads, layout.num_kv_heads),
                                        decode_span(max_context_len, params.sliding_window), sm_count);
-  plan.two_warp_blocks = plan.large_grid && two_warp_blocks(large_grid_blocks, sm_count);
+  plan.two_warp_blocks = plan.large_grid && two_warp_blocks(tuning.large_grid_blocks, sm_count);
   paged::Partials partials;
   const size_t needed = partial_bytes(num_seqs, params.num_heads, head_dim, plan);
   if (needed > 0) {
@@ -167,17 +168,17 @@ cudaError_t launch_paged_attention(const T* q, int64_t q_row_stride, const T* ke
   // decode kernels completed).
   cudaError_t status = paged::launch_decode<T>(args, head_dim, num_seqs, plan, partials, stream, pdl);
   if (status != cudaSuccess || max_query_len <= 1) return status;
-  return paged::launch_prefill<T>(args, head_dim, num_seqs, max_query_len, stream);
+  return paged::launch_prefill<T>(args, head_dim, num_seqs, max_query_len, tuning.prefill_blocks_per_sm, stream);
 }
 
 template cudaError_t launch_paged_attention<float>(const float*, int64_t, const float*, const float*, KvCacheLayout,
                                                    const int32_t*, const int32_t*, const int32_t*, const int32_t*,
                                                    int, int, int64_t, int, int, AttentionParams, float*, void*,
-                                                   size_t, cudaStream_t, bool, LargeGridBlocks);
+                                                   size_t, cudaStream_t, bool, AttentionTuning);
 template cudaError_t launch_paged_attention<__nv_bfloat16>(const __nv_bfloat16*, int64_t, const __nv_bfloat16*,
                                                            const __nv_bfloat16*, KvCacheLayout, const int32_t*,
                                                            const int32_t*, const int32_t*, const int32_t*, int, int,
                                                            int64_t, int, int, AttentionParams, __nv_bfloat16*, void*,
-                                                           size_t, cudaStream_t, bool, LargeGridBlocks);
+                                                           size_t, cudaStream_t, bool, AttentionTuning);
 
 }  // namespace tessera::kernels::cuda

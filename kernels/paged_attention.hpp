@@ -37,7 +37,7 @@ void paged_attention_ref(const float* q, const float* key_cache, const float* va
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
-#include "kernels/decode_block_shape.hpp"
+#include "kernels/attention_tuning.hpp"
 
 namespace tessera::kernels::cuda {
 
@@ -79,9 +79,10 @@ size_t paged_attention_workspace_bytes(int max_num_seqs, int max_context_len, in
 //   decode sequence, the K/V rows at positions below context_len - 1 (earlier steps' tokens; only the new token at
 //   context_len - 1 may be written just before). q, the new token's K/V row, the workspace and out are touched
 //   after the wait. The prefill kernel launches normally. Same results with or without.
-// large_grid_blocks: the tensor-core decode kernel's block shape for grids many waves deep (large batches;
-//   decode_block_shape.hpp); kAuto decides by the current device's DRAM bandwidth per SM. Same results (up to FP32
-//   summation order inside a block) with any shape.
+// tuning (attention_tuning.hpp): launch shapes of the BF16 tensor-core kernels. large_grid_blocks: the decode
+//   kernel's block shape for grids many waves deep (large batches; kAuto decides by the current device's DRAM
+//   bandwidth per SM); prefill_blocks_per_sm: 2 or 3 (else cudaErrorInvalidValue). Same results (up to FP32 summation
+//   order inside a block) with any choice.
 template <class T>
 cudaError_t launch_paged_attention(const T* q, int64_t q_row_stride, const T* key_cache, const T* value_cache,
                                    KvCacheLayout layout, const int32_t* query_start, const int32_t* query_len,
@@ -89,7 +90,7 @@ cudaError_t launch_paged_attention(const T* q, int64_t q_row_stride, const T* ke
                                    int num_seqs, int64_t num_tokens, int max_query_len, int max_context_len,
                                    AttentionParams params, T* out, void* workspace, size_t workspace_bytes,
                                    cudaStream_t stream, bool pdl = false,
-                                   LargeGridBlocks large_grid_blocks = LargeGridBlocks::kFourWarps);
+                                   AttentionTuning tuning = {});
 
 }  // namespace tessera::kernels::cuda
 #endif

@@ -9,7 +9,7 @@
 // head_dim 128, two blocks per SM); grids of many waves take S = 2 with three blocks per SM, whose extra warps hide
 // the math between tiles better than the deeper pipeline does (DecodePlan::large_grid), or, on devices with much
 // DRAM bandwidth per SM, W = 2 and S = 2 with six blocks per SM (DecodePlan::two_warp_blocks,
-// kernels/decode_block_shape.hpp).
+// kernels/attention_tuning.hpp).
 // The block-table entries of the tile after next are fetched into registers one iteration ahead, so the address
 // computation never waits on a table load.
 //

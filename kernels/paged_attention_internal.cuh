@@ -46,7 +46,7 @@ struct DecodePlan {
   // (256 sequences x 1000 tokens: 2.74 vs 2.65 TB/s on an H100, 3.15 vs 2.89 on an H200; session 4 runs 8-9).
   bool large_grid = false;
   // With large_grid: blocks of 2 warps (32-key tiles) at kTwoWarpLargeGridBlocksPerSm per SM instead of 4 warps at
-  // kLargeGridBlocksPerSm, for devices with much DRAM bandwidth per SM (kernels/decode_block_shape.hpp).
+  // kLargeGridBlocksPerSm, for devices with much DRAM bandwidth per SM (kernels/attention_tuning.hpp).
   bool two_warp_blocks = false;
 };
 
@@ -142,7 +142,10 @@ cudaError_t launch_decode_tensor_core(const Args<__nv_bfloat16>& args, int head_
 
 // Prefill path: one block per (tile of 64 (token, head-of-group) rows, kv head, sequence). Sequences whose
 // query_len <= 1 are skipped. Defined in paged_attention_prefill.cu.
+// tc_blocks_per_sm: occupancy of the BF16 tensor-core kernel (AttentionTuning::prefill_blocks_per_sm, validated by
+// the caller).
 template <class T>
-cudaError_t launch_prefill(const Args<T>& args, int head_dim, int num_seqs, int max_query_len, cudaStream_t stream);
+cudaError_t launch_prefill(const Args<T>& args, int head_dim, int num_seqs, int max_query_len, int tc_blocks_per_sm,
+                          cudaStream_t stream);
 
 }  // namespace tessera::kernels::cuda::paged

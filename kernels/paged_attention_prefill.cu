@@ -276,18 +276,19 @@ cudaError_t launch_prefill_dim(const Args<T>& args, int num_seqs, int max_query_
 }  // namespace
 
 template <class T>
-cudaError_t launch_prefill(const Args<T>& args, int head_dim, int num_seqs, int max_query_len, cudaStream_t stream) {
+cudaError_t launch_prefill(const Args<T>& args, int head_dim, int num_seqs, int max_query_len, int tc_blocks_per_sm,
+                          cudaStream_t stream) {
 #if TESSERA_PREFILL_TENSOR_CORES
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
     if (bf16_tensor_cores_available())
-      return launch_prefill_tensor_core(args, head_dim, num_seqs, max_query_len, stream);
+      return launch_prefill_tensor_core(args, head_dim, num_seqs, max_query_len, tc_blocks_per_sm, stream);
   }
 #endif
   return head_dim == 64 ? launch_prefill_dim<T, 64>(args, num_seqs, max_query_len, stream)
                         : launch_prefill_dim<T, 128>(args, num_seqs, max_query_len, stream);
 }
 
-template cudaError_t launch_prefill<float>(const Args<float>&, int, int, int, cudaStream_t);
-template cudaError_t launch_prefill<__nv_bfloat16>(const Args<__nv_bfloat16>&, int, int, int, cudaStream_t);
+template cudaError_t launch_prefill<float>(const Args<float>&, int, int, int, int, cudaStream_t);
+template cudaError_t launch_prefill<__nv_bfloat16>(const Args<__nv_bfloat16>&, int, int, int, int, cudaStream_t);
 
 }  // namespace tessera::kernels::cuda::paged

@@ -54,8 +54,9 @@ __device__ __forceinline__ void load_kv_tile(bf16* tile, const bf16* cache, cons
   }
 }
 
-template <int D>
-__global__ void __launch_bounds__(kTcThreads, 2) prefill_tc_kernel(Args<bf16> a) {
+// B: blocks per SM the registers must allow (2: 238 registers at D = 128; 3: capped at 168, no spills).
+template <int D, int B>
+__global__ void __launch_bounds__(kTcThreads, B) prefill_tc_kernel(Args<bf16> a) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();  // BF16 mma.sync and cp.async need sm_80; the launcher never picks this kernel below that
 #else
@@ -258,17 +259,18 @@ __global__ void __launch_bounds__(kTcThreads, 2) prefill_tc_kernel(Args<bf16> a)
 #endif
 }
 
-template <int D>
+template <int D, int B>
 cudaError_t launch_tc_dim(const Args<bf16>& args, int num_seqs, int max_query_len, cudaStream_t stream) {
   constexpr size_t bytes = TcLayout<D>::kSmemBytes;
+  static_assert(B * bytes <= 227 * 1024, "B blocks must fit one SM's shared memory (sm_90: 227 KB)");
   cudaError_t status =
-      cudaFuncSetAttribute(prefill_tc_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+      cudaFuncSetAttribute(prefill_tc_kernel<D, B>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
   if (status != cudaSuccess) return status;
   const int group = args.num_heads / args.num_kv_heads;
   const int64_t rows = static_cast<int64_t>(max_query_len) * group;
   const dim3 grid(static_cast<unsigned>((rows + kTcRows - 1) / kTcRows), static_cast<unsigned>(args.num_kv_heads),
                   static_cast<unsigned>(num_seqs));
-  prefill_tc_kernel<D><<<grid, kTcThreads, bytes, stream>>>(args);
+  prefill_tc_kernel<D, B><<<grid, kTcThreads, bytes, stream>>>(args);
   return cudaGetLastError();
 }
 
@@ -283,9 +285,12 @@ bool bf16_tensor_cores_available() {
 }
 
 cudaError_t launch_prefill_tensor_core(const Args<bf16>& args, int head_dim, int num_seqs, int max_query_len,
-                                       cudaStream_t stream) {
-  return head_dim == 64 ? launch_tc_dim<64>(args, num_seqs, max_query_len, stream)
-                        : launch_tc_dim<128>(args, num_seqs, max_query_len, stream);
+                                       int blocks_per_sm, cudaStream_t stream) {
+  if (blocks_per_sm == 3)
+    return head_dim == 64 ? launch_tc_dim<64, 3>(args, num_seqs, max_query_len, stream)
+                          : launch_tc_dim<128, 3>(args, num_seqs, max_query_len, stream);
+  return head_dim == 64 ? launch_tc_dim<64, 2>(args, num_seqs, max_query_len, stream)
+                        : launch_tc_dim<128, 2>(args, num_seqs, max_query_len, stream);
 }
 
 }  // namespace tessera::kernels::cuda::paged

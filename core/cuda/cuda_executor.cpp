@@ -43,7 +43,13 @@ CudaExecutor::Impl::Knobs CudaExecutor::Impl::Knobs::from_environment() {
   if (const char* v = std::getenv("TESSERA_DECODE_LARGE_GRID")) {
     const std::optional<kernels::LargeGridBlocks> blocks = kernels::parse_large_grid_blocks(v);
     if (!blocks) throw Error(std::string("TESSERA_DECODE_LARGE_GRID must be 4, 2 or auto, not '") + v + "'");
-    k.decode_large_grid = *blocks;
+    k.attention.large_grid_blocks = *blocks;
+  }
+  if (const char* v = std::getenv("TESSERA_PREFILL_BLOCKS_PER_SM")) {
+    const int blocks = std::atoi(v);
+    if (!kernels::valid_prefill_blocks_per_sm(blocks) || std::to_string(blocks) != v)
+      throw Error(std::string("TESSERA_PREFILL_BLOCKS_PER_SM must be 2 or 3, not '") + v + "'");
+    k.attention.prefill_blocks_per_sm = blocks;
   }
   return k;
 }

@@ -17,7 +17,7 @@
 #include "core/cuda/decode_graphs.hpp"
 #include "core/cuda/lt_gemm.hpp"
 #include "core/cuda/step_inputs.hpp"
-#include "kernels/decode_block_shape.hpp"
+#include "kernels/attention_tuning.hpp"
 #include "kernels/kv_cache_write.hpp"
 #include "kernels/linear.hpp"
 
@@ -76,14 +76,15 @@ struct CudaExecutor::Impl {
   // h100-2026-11-23-session3 run 12); TESSERA_FUSED_NORM=1 fuses the RMSNorms into the next GEMV at batch <= 2 (off by
   // default: on the H100 it made the batch-1 step slower, 5.87 vs 5.59 ms in run 12); TESSERA_CUBLASLT=0 sends GEMMs
   // of more than kMaxFewRows rows to cublasGemmEx(CUBLAS_GEMM_DEFAULT) instead of cuBLASLt's first heuristic choice;
-  // TESSERA_DECODE_LARGE_GRID=4|2|auto picks decode attention's block shape for large batches (decode_block_shape.hpp;
-  // default 4: the 2-warp shape measured faster in the attention bench on an H200, not yet in served runs).
+  // TESSERA_DECODE_LARGE_GRID=4|2|auto picks decode attention's block shape for large batches and
+  // TESSERA_PREFILL_BLOCKS_PER_SM=2|3 the tensor-core prefill kernel's occupancy (attention_tuning.hpp; defaults 4 and
+  // 2: the alternatives are not yet measured in served runs).
   struct Knobs {
     bool pdl = true;
     size_t l2_prefetch_bytes = 0;
     bool fused_norm = false;
     bool cublaslt = true;
-    kernels::LargeGridBlocks decode_large_grid = kernels::LargeGridBlocks::kFourWarps;
+    kernels::AttentionTuning attention;
     static Knobs from_environment();
   };
   Knobs knobs;

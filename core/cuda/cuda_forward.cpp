@@ -125,7 +125,7 @@ void CudaExecutor::Impl::forward(const cuda::StepShape& shape) {
                                        block_tables, shape.blocks_per_seq, num_seqs, n, shape.max_query_len,
                                        shape.max_context_len,
                                        params, attention.get<T>(), attention_workspace.get(), attention_workspace_bytes,
-                                       stream, pdl, knobs.decode_large_grid),
+                                       stream, pdl, knobs.attention),
           "paged_attention");
     linear(attention.get(), w.o_proj.get(), out, n, q_out, hidden);
     // The gate/up weight is paired (gate j, up j adjacent rows): the decode GEMV stores silu(gate) * up itself

@@ -2,6 +2,9 @@
 // tensor-core kernel), chunked prefill, Llama-3.1-8B prompt sizes, mixed batches, GQA ratios 1/4/6/8/16, head_dim
 // 64/128, sliding window, shuffled block tables, q read through a fused QKV row stride. Decode under context-length
 // bounds (CUDA graphs), large batches and block sizes: paged_attention_decode_cuda_test.cpp.
+#include <utility>
+#include <vector>
+
 #include "kernels/paged_attention.hpp"
 #include "tests/kernels_cuda/cuda_test_util.hpp"
 #include "tests/kernels_cuda/paged_attention_test_util.hpp"
@@ -115,6 +118,39 @@ TYPED_TEST(PagedAttentionCuda, PrefillLlama8BChunkAndHeadDim64) {
   small.head_dim = 64;
   small.seqs = {{200, 200}, {130, 700}, {1, 300}};
   check_batch<TypeParam>(small);
+}
+
+// The tensor-core prefill kernel compiled for three blocks per SM (AttentionTuning::prefill_blocks_per_sm; registers
+// capped at 168) over the shapes of the tests above: fresh prompts at both head dims, chunks reading earlier
+// blocks, the Llama-3.1-8B prompt and chunk, and a sliding window.
+TYPED_TEST(PagedAttentionCuda, PrefillAtThreeBlocksPerSm) {
+  TESSERA_REQUIRE_GPU();
+  auto spec_of = [](int heads, int kv_heads, int head_dim, std::vector<SeqSpec> seqs) {
+    BatchSpec spec;
+    spec.num_heads = heads;
+    spec.num_kv_heads = kv_heads;
+    spec.head_dim = head_dim;
+    spec.seqs = std::move(seqs);
+    spec.tuning.prefill_blocks_per_sm = 3;
+    return spec;
+  };
+  for (int head_dim : {64, 128}) {
+    check_batch<TypeParam>(spec_of(8, 2, head_dim, {{2, 2}, {15, 15}, {16, 16}, {17, 17}, {33, 33}, {70, 70}}));
+    check_batch<TypeParam>(spec_of(8, 2, head_dim, {{16, 48}, {33, 1000}, {5, 17}, {64, 200}, {2, 4097}, {1, 300}}));
+  }
+  BatchSpec llama = spec_of(32, 8, 128, {{2048, 2048}});
+  llama.fused_qkv = true;
+  check_batch<TypeParam>(llama);
+  llama.seqs = {{512, 2560}, {792, 1000}};
+  check_batch<TypeParam>(llama);
+  BatchSpec window = spec_of(32, 8, 128, {{1, 1000}, {40, 40}, {70, 900}});
+  window.sliding_window = 20;
+  check_batch<TypeParam>(window);
+  for (int blocks : {0, 1, 4}) {  // occupancies the kernel is not compiled for: rejected, nothing launched
+    BatchSpec bad = spec_of(8, 2, 128, {{17, 17}});
+    bad.tuning.prefill_blocks_per_sm = blocks;
+    EXPECT_EQ(AttentionProblem<TypeParam>(bad).launch(nullptr), cudaErrorInvalidValue) << blocks;
+  }
 }
 
 TYPED_TEST(PagedAttentionCuda, MixedDecodeAndPrefillWithFusedQkvStride) {

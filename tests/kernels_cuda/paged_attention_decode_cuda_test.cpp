@@ -104,7 +104,7 @@ TYPED_TEST(PagedAttentionDecodeCuda, ManyWavesOfBlocks) {
       spec.num_kv_heads = kv_heads;
       spec.head_dim = head_dim;
       spec.max_context_bound = 2048;
-      spec.large_grid_blocks = blocks;
+      spec.tuning.large_grid_blocks = blocks;
       for (int s = 0; s < 250; ++s) spec.seqs.push_back({1, 1 + (s * 53) % 300});
       for (int context : {31, 32, 33, 1000, 2048, 65}) spec.seqs.push_back({1, context});
       check_batch<TypeParam>(spec);

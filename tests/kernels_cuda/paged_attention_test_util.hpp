@@ -32,15 +32,15 @@ struct BatchSpec {
   // bucket a CUDA graph was captured for.
   int max_context_bound = 0;
   int table_slack = 1;  // block-table entries per row beyond the longest sequence's (the row stride grows)
-  // Block shape of the tensor-core decode kernel when the grid is many waves deep.
-  kernels::LargeGridBlocks large_grid_blocks = kernels::LargeGridBlocks::kFourWarps;
+  kernels::AttentionTuning tuning;  // launch shapes of the tensor-core kernels
 };
 
 inline std::string describe(const BatchSpec& spec) {
   std::string s = "heads " + std::to_string(spec.num_heads) + "/" + std::to_string(spec.num_kv_heads) + " dim " +
                   std::to_string(spec.head_dim) + " block " + std::to_string(spec.block_size) + " window " +
                   std::to_string(spec.sliding_window) + " bound " + std::to_string(spec.max_context_bound) +
-                  " large-grid warps " + kernels::to_string(spec.large_grid_blocks) + " seqs";
+                  " large-grid warps " + kernels::to_string(spec.tuning.large_grid_blocks) + " prefill blocks/SM " +
+                  std::to_string(spec.tuning.prefill_blocks_per_sm) + " seqs";
   for (const SeqSpec& seq : spec.seqs) s += " (" + std::to_string(seq.query_len) + "," + std::to_string(seq.context_len) + ")";
   return s;
 }
@@ -131,7 +131,7 @@ class AttentionProblem {
         d_q_->get(), q_stride_, d_key_->get(), d_value_->get(), layout_, d_start_->get(), d_qlen_->get(),
         d_ctx_->get(), d_tables_->get(), max_blocks_per_seq_, static_cast<int>(spec_.seqs.size()), num_tokens_,
         max_query_len_, max_context_len_, params_, d_out_->get(), d_ws_->get(), workspace_bytes_, stream, pdl,
-        spec_.large_grid_blocks);
+        spec_.tuning);
   }
 
   // For tests that chain other kernels around the launch: the device arrays the launch reads and writes, and the

@@ -3,7 +3,7 @@
 //
 // Decode ("bench": "paged_attention_decode"): batch x context in {1x128, 1x130, 1x2048, 1x8192, 8x1000, 64x1000,
 // 256x1000, 256x2000, 256x1500; the 256-sequence cases in both large-grid block shapes of
-// kernels/decode_block_shape.hpp}, and two probes of the cache's access pattern at 256 x 1000's bytes: one kv head
+// kernels/attention_tuning.hpp}, and two probes of the cache's access pattern at 256 x 1000's bytes: one kv head
 // per sequence (contiguous blocks) and unshuffled block tables. Random (shuffled) block tables, every sequence at
 // the same context. Each timed run is one launch (decode kernel + split combine), timed with CUDA events after an L2
 // flush, median of 20 after 5 warm-up runs. Each case runs twice: max_context_len = the context, and the bucket a
@@ -15,7 +15,8 @@
 //
 // Prefill ("bench": "paged_attention_prefill"): one launch over prompts (query_len > 1), timed the same way: one
 // 2048-token prompt (the TTFT case), one of 1000, and the prompt part of a served 1000/1000 mixed step (792 + 1000
-// tokens). Reported: ms, the causal GFLOP done (QK^T + PV over the visible keys) and TFLOP/s.
+// tokens), each at every prefill occupancy of kernels/attention_tuning.hpp (2 and 3 blocks per SM). Reported: ms,
+// the causal GFLOP done (QK^T + PV over the visible keys) and TFLOP/s.
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
@@ -153,7 +154,7 @@ Timing time_case(const Case& c, int max_context_len, const Cache& cache, const D
               q.as<__nv_bfloat16>(), static_cast<int64_t>(row), cache.key, cache.value, layout, meta, meta + c.batch,
               meta + 2 * c.batch, d_tables.as<int32_t>() + layer * table_size, blocks_per_seq, c.batch, c.batch, 1,
               max_context_len, params, out.as<__nv_bfloat16>(), workspace.as<void>(), ws_bytes, stream, pdl,
-              c.large_grid_blocks),
+              tessera::kernels::AttentionTuning{c.large_grid_blocks}),
           "launch_paged_attention");
   };
 
@@ -192,8 +193,10 @@ Timing time_case(const Case& c, int max_context_len, const Cache& cache, const D
 // exit at once), median of kRepeat after an L2 flush. `seqs` are (query_len, context_len) pairs; each sequence's
 // blocks are consecutive in the cache. Returns ms and the causal FLOPs it did (QK^T and PV, 2 each per query row,
 // visible key and head_dim element).
-std::pair<double, double> time_prefill(const std::vector<std::pair<int, int>>& seqs, const Cache& cache,
-                                       const Device& flush, cudaStream_t stream) {
+std::pair<double, double> time_prefill(const std::vector<std::pair<int, int>>& seqs, int blocks_per_sm,
+                                       const Cache& cache, const Device& flush, cudaStream_t stream) {
+  tessera::kernels::AttentionTuning tuning;
+  tuning.prefill_blocks_per_sm = blocks_per_sm;
   const int num_seqs = static_cast<int>(seqs.size());
   int max_query = 0, max_context = 0;
   int64_t tokens = 0;
@@ -238,7 +241,7 @@ std::pair<double, double> time_prefill(const std::vector<std::pair<int, int>>& s
     check(tessera::kernels::cuda::launch_paged_attention<__nv_bfloat16>(
               q.as<__nv_bfloat16>(), static_cast<int64_t>(row), cache.key, cache.value, layout, m, m + num_seqs,
               m + 2 * num_seqs, d_tables.as<int32_t>(), blocks_per_seq, num_seqs, tokens, max_query, max_context,
-              params, out.as<__nv_bfloat16>(), workspace.as<void>(), ws_bytes, stream),
+              params, out.as<__nv_bfloat16>(), workspace.as<void>(), ws_bytes, stream, false, tuning),
           "launch_paged_attention (prefill)");
   };
   cudaEvent_t start, stop;
@@ -337,24 +340,27 @@ int main() {
     const std::vector<std::vector<std::pair<int, int>>> prefill_cases = {{{2048, 2048}}, {{1000, 1000}},
                                                                          {{792, 1000}, {1000, 1000}}};
     for (const auto& seqs : prefill_cases) {
-      const auto [ms, flops] = time_prefill(seqs, cache, flush, stream);
-      nlohmann::json shape = nlohmann::json::array();
-      for (const auto& [q, c] : seqs) shape.push_back({{"query_len", q}, {"context_len", c}});
-      nlohmann::json line = {{"bench", "paged_attention_prefill"},
-                             {"device", prop.name},
-                             {"dtype", "bf16"},
-                             {"heads", kHeads},
-                             {"kv_heads", kKvHeads},
-                             {"head_dim", kHeadDim},
-                             {"block_size", kBlockSize},
-                             {"sequences", shape},
-                             {"ms", ms},
-                             {"causal_gflop", flops / 1e9},
-                             {"tflop_per_s", flops / ms / 1e9},  // FLOP / ms / 1e9 = TFLOP / s
-                             {"step_ms_32_layers", 32 * ms},
-                             {"repeats", kRepeat}};
-      std::printf("%s\n", line.dump().c_str());
-      std::fflush(stdout);
+      for (int blocks_per_sm : tessera::kernels::kPrefillBlocksPerSmChoices) {
+        const auto [ms, flops] = time_prefill(seqs, blocks_per_sm, cache, flush, stream);
+        nlohmann::json shape = nlohmann::json::array();
+        for (const auto& [q, c] : seqs) shape.push_back({{"query_len", q}, {"context_len", c}});
+        nlohmann::json line = {{"bench", "paged_attention_prefill"},
+                               {"device", prop.name},
+                               {"dtype", "bf16"},
+                               {"heads", kHeads},
+                               {"kv_heads", kKvHeads},
+                               {"head_dim", kHeadDim},
+                               {"block_size", kBlockSize},
+                               {"sequences", shape},
+                               {"prefill_blocks_per_sm", blocks_per_sm},
+                               {"ms", ms},
+                               {"causal_gflop", flops / 1e9},
+                               {"tflop_per_s", flops / ms / 1e9},  // FLOP / ms / 1e9 = TFLOP / s
+                               {"step_ms_32_layers", 32 * ms},
+                               {"repeats", kRepeat}};
+        std::printf("%s\n", line.dump().c_str());
+        std::fflush(stdout);
+      }
     }
     cudaStreamDestroy(stream);
     return 0;

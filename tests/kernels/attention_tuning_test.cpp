@@ -1,6 +1,7 @@
-// The per-device rule for decode attention's large-grid block shape (kernels/decode_block_shape.hpp). Device
-// figures are the vendors' peak memory clocks and bus widths, as cudaDeviceGetAttribute reports them.
-#include "kernels/decode_block_shape.hpp"
+// The attention kernels' launch-shape choices (kernels/attention_tuning.hpp): the per-device rule for decode
+// attention's large-grid block shape, the knob's parsing, and the prefill occupancy choices. Device figures are the
+// vendors' peak memory clocks and bus widths, as cudaDeviceGetAttribute reports them.
+#include "kernels/attention_tuning.hpp"
 
 #include <gtest/gtest.h>
 
@@ -47,6 +48,15 @@ TEST(DecodeBlockShape, ParsesTheKnobAndRejectsAnythingElse) {
   for (const char* bad : {"", "8", "Auto", "4 ", "two"}) EXPECT_FALSE(parse_large_grid_blocks(bad).has_value()) << bad;
   for (LargeGridBlocks blocks : {LargeGridBlocks::kFourWarps, LargeGridBlocks::kTwoWarps, LargeGridBlocks::kAuto})
     EXPECT_EQ(parse_large_grid_blocks(to_string(blocks)), blocks);
+}
+
+TEST(AttentionTuning, DefaultsAreTheMeasuredShapesAndPrefillTakesTwoOrThreeBlocks) {
+  const AttentionTuning tuning;
+  EXPECT_EQ(tuning.large_grid_blocks, LargeGridBlocks::kFourWarps);
+  EXPECT_EQ(tuning.prefill_blocks_per_sm, 2);
+  EXPECT_TRUE(valid_prefill_blocks_per_sm(2));
+  EXPECT_TRUE(valid_prefill_blocks_per_sm(3));
+  for (int bad : {-1, 0, 1, 4, 8}) EXPECT_FALSE(valid_prefill_blocks_per_sm(bad)) << bad;
 }
 
 }  // namespace

@@ -1,16 +1,20 @@
 #pragma once
-// Thread-block shape of the BF16 tensor-core decode-attention kernel for grids many waves deep (large decode
-// batches), and the per-device rule that picks it. Plain C++ (no CUDA): the rule is unit-tested on the CPU, the
-// launcher (paged_attention.cu) feeds it the device's attributes.
+// Launch-shape choices of the BF16 tensor-core attention kernels that change speed, never results beyond FP32
+// summation order, and the per-device rule for one of them. Plain C++ (no CUDA): the rules are unit-tested on the
+// CPU; launch_paged_attention (paged_attention.hpp) takes an AttentionTuning.
 //
-// Why the shape depends on the card: decode attention streams the KV cache, and each block alternates between
-// waiting for its tiles and a short burst of math. An SM keeps the memory system busy only while enough independent
-// pipelines are in flight. At 256 sequences x 1,500 tokens (Llama-3.1-8B attention; bench/results session 4,
-// runs 17-19, same binaries):
+// Decode, grids many waves deep (large decode batches): the thread-block shape. Decode attention streams the KV
+// cache, and each block alternates between waiting for its tiles and a short burst of math. An SM keeps the memory
+// system busy only while enough independent pipelines are in flight. At 256 sequences x 1,500 tokens (Llama-3.1-8B
+// attention; bench/results session 4, runs 17-19, same binaries):
 //   - 4 warps x 2 stages x 3 blocks per SM: H100 2.77-2.80 TB/s, H200 3.25 TB/s;
 //   - 2 warps x 2 stages x 6 blocks per SM: H100 2.59 TB/s (-7 %), H200 3.48-3.49 TB/s (+7 %).
 // The H200 moves about 37 GB/s of DRAM bandwidth per SM, the H100 about 25: the card with more bandwidth per SM needs
 // more, smaller pipelines per SM to cover it; on the H100 the smaller blocks only add per-block overhead.
+//
+// Prefill: blocks per SM of the tensor-core prefill kernel (4 warps, 52 KB of shared memory at head_dim 128). Its
+// registers decide: 238 per thread allow 2 blocks (8 warps per SM); capped at 168 (no spills, ptxas) 3 blocks fit.
+// Not yet measured on a GPU (session 5 had no device), hence 2 stays the default.
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -51,6 +55,20 @@ constexpr std::optional<LargeGridBlocks> parse_large_grid_blocks(std::string_vie
   if (text == "2") return LargeGridBlocks::kTwoWarps;
   if (text == "auto") return LargeGridBlocks::kAuto;
   return std::nullopt;
+}
+
+// Every launch-shape choice of launch_paged_attention; the defaults are the measured ones.
+struct AttentionTuning {
+  LargeGridBlocks large_grid_blocks = LargeGridBlocks::kFourWarps;
+  int prefill_blocks_per_sm = 2;  // 2 or 3 (kPrefillBlocksPerSmChoices); anything else is rejected by the launcher
+};
+
+inline constexpr int kPrefillBlocksPerSmChoices[] = {2, 3};
+
+constexpr bool valid_prefill_blocks_per_sm(int blocks) {
+  for (int choice : kPrefillBlocksPerSmChoices)
+    if (blocks == choice) return true;
+  return false;
 }
 
 constexpr const char* to_string(LargeGridBlocks blocks) {
