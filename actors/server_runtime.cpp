@@ -136,6 +136,7 @@ ServerRuntime::ServerRuntime(const ServerConfig& config) : impl_(std::make_uniqu
   scheduler_config.max_model_len = max_model_len;
   scheduler_config.block_size = config.block_size;
   scheduler_config.seed = config.seed;
+  scheduler_config.capacity_policy = *parse_capacity_policy(config.capacity_policy);  // validated with the config
 
   // Two CAF worker threads: the event-based actors are light; the executor runs on its own (detached) thread.
   impl_->caf_config.set("scheduler.max-threads", 2);

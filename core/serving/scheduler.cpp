@@ -31,6 +31,20 @@ const char* sequence_outcome_name(SequenceOutcome outcome) {
   return "?";
 }
 
+const char* capacity_policy_name(CapacityPolicy policy) {
+  switch (policy) {
+    case CapacityPolicy::MaxUtilization: return "max_utilization";
+    case CapacityPolicy::GuaranteedNoEvict: return "guaranteed_no_evict";
+  }
+  return "?";
+}
+
+std::optional<CapacityPolicy> parse_capacity_policy(std::string_view text) {
+  for (CapacityPolicy policy : {CapacityPolicy::MaxUtilization, CapacityPolicy::GuaranteedNoEvict})
+    if (text == capacity_policy_name(policy)) return policy;
+  return std::nullopt;
+}
+
 void SchedulerConfig::validate() const {
   require_at_least("max_num_batched_tokens", max_num_batched_tokens, 1);
   require_at_least("max_num_seqs", max_num_seqs, 1);
@@ -82,6 +96,7 @@ AddResult Scheduler::add(RequestSpec spec) {
   s.priority = spec.priority;
   s.arrival = next_arrival_++;
   s.num_prompt = static_cast<int32_t>(prompt_len);
+  s.max_blocks = blocks_for(max_total - 1);
   s.tokens = std::move(spec.prompt_token_ids);
   s.sampling.temperature = spec.sampling.temperature;
   s.sampling.top_k = spec.sampling.top_k;
@@ -110,6 +125,7 @@ SequenceUpdate Scheduler::end(Sequence& s, RequestState to, SequenceOutcome outc
   if (s.num_blocks > 0) pending_.kv.push_back(s.seq_id);
   if (s.ever_scheduled) pending_.state.push_back(s.seq_id);
   free_blocks_ += s.num_blocks;
+  release_reservation(s);
   seqs_.erase(s.seq_id);  // `s` dangles from here on
   return update;
 }
@@ -137,8 +153,23 @@ void Scheduler::preempt(Sequence& s) {
   num_recomputed_tokens_ += static_cast<uint64_t>(s.num_computed);
   s.num_blocks = 0;
   s.num_computed = 0;
+  release_reservation(s);  // (GuaranteedNoEvict never preempts: its reservations keep every block available)
   waiting_.insert({s.priority, s.arrival, s.seq_id});
   ++num_preemptions_;
+}
+
+bool Scheduler::capacity_admits(const Sequence& s) const {
+  switch (config_.capacity_policy) {
+    case CapacityPolicy::MaxUtilization: return true;
+    case CapacityPolicy::GuaranteedNoEvict: return reserved_blocks_ + s.max_blocks <= num_kv_blocks_;
+  }
+  return false;
+}
+
+void Scheduler::release_reservation(Sequence& s) {
+  if (!s.reserved) return;
+  reserved_blocks_ -= s.max_blocks;
+  s.reserved = false;
 }
 
 Scheduler::Sequence* Scheduler::pick_victim(const Sequence& asking) {
@@ -240,8 +271,12 @@ std::optional<StepPlan> Scheduler::schedule() {
          running_.size() < max_seqs) {
     Sequence& s = seqs_.at(waiting_.begin()->seq_id);
     const int32_t chunk = std::min<int32_t>(static_cast<int32_t>(s.tokens.size()), budget);
-    if (blocks_for(chunk) > free_blocks_) break;
+    if (blocks_for(chunk) > free_blocks_ || !capacity_admits(s)) break;
     waiting_.erase(waiting_.begin());
+    if (config_.capacity_policy == CapacityPolicy::GuaranteedNoEvict) {
+      reserved_blocks_ += s.max_blocks;
+      s.reserved = true;
+    }
     s.state = transition(s.state, RequestState::Prefilling, s.seq_id);
     running_.insert(std::lower_bound(running_.begin(), running_.end(), s.arrival,
                                      [this](uint64_t id, uint64_t arrival) { return seqs_.at(id).arrival < arrival; }),
@@ -329,6 +364,7 @@ SchedulerStats Scheduler::stats() const {
   st.num_recomputed_tokens = num_recomputed_tokens_;
   st.kv_blocks_used = num_kv_blocks_ - free_blocks_;
   st.kv_blocks_total = num_kv_blocks_;
+  st.kv_blocks_reserved = reserved_blocks_;
   return st;
 }
 

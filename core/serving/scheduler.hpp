@@ -22,11 +22,20 @@
 // waiting queue at its original arrival position, and later recomputes prompt + generated tokens as a prefill.
 // Tokens are conserved: a request never needs more than max_model_len tokens, and add() rejects a request whose
 // prompt + max_tokens could not fit in the whole KV cache, so the oldest request always makes progress.
+//
+// Capacity policy (the names of TensorRT-LLM's batch manager), deciding admission in step 3:
+// - MaxUtilization (default): a waiting request is admitted when the blocks of its first chunk are free; running
+//   requests that outgrow the cache are preempted as above. Most requests in flight, at the price of recomputation
+//   when the cache runs short (e.g. many long outputs at once).
+// - GuaranteedNoEvict: a request is admitted only when the blocks of its prompt + max_tokens (capped at
+//   max_model_len), added to those of every admitted request, fit the cache. Running requests then never lack a
+//   block and are never preempted, at the price of a smaller batch when requests end well before max_tokens.
 #include <cstdint>
 #include <optional>
 #include <random>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -38,12 +47,18 @@
 
 namespace tessera {
 
+enum class CapacityPolicy : uint8_t { MaxUtilization, GuaranteedNoEvict };
+const char* capacity_policy_name(CapacityPolicy policy);  // "max_utilization", "guaranteed_no_evict"
+// The inverse of capacity_policy_name; nullopt for any other text.
+std::optional<CapacityPolicy> parse_capacity_policy(std::string_view text);
+
 struct SchedulerConfig {
   int32_t max_num_batched_tokens = 2048;  // tokens (prompt chunks + decodes) per step
   int32_t max_num_seqs = 128;             // running sequences (and so sequences per step)
   int32_t max_waiting_requests = 1024;    // waiting + preempted requests; beyond it add() answers Overloaded
   int32_t max_model_len = 0;              // required: prompt + generated tokens of one request
   int32_t block_size = 16;                // tokens per KV block
+  CapacityPolicy capacity_policy = CapacityPolicy::MaxUtilization;
   // Seeds the generator that draws a sampling seed for requests without one; unset: std::random_device.
   std::optional<uint64_t> seed;
 
@@ -101,6 +116,7 @@ struct SchedulerStats {
   uint64_t num_recomputed_tokens = 0;  // KV positions discarded by preemptions (computed again later)
   int32_t kv_blocks_used = 0;          // as the scheduler counts them (planned allocations included)
   int32_t kv_blocks_total = 0;
+  int32_t kv_blocks_reserved = 0;      // GuaranteedNoEvict: the admitted requests' blocks at max_tokens (else 0)
 };
 
 class Scheduler {
@@ -147,6 +163,8 @@ class Scheduler {
     int32_t num_computed = 0;     // tokens in the KV cache (or planned into it)
     int32_t num_blocks = 0;       // KV blocks held (or planned)
     int32_t in_flight = 0;        // plans holding it whose update() has not come yet (0, 1 or 2)
+    int32_t max_blocks = 0;       // blocks of prompt + max_tokens (capped at max_model_len), all cached
+    bool reserved = false;        // GuaranteedNoEvict: max_blocks counted in reserved_blocks_
     bool ever_scheduled = false;  // the executor may hold sampler state for it
     SamplingParams params;
     SamplingSpec sampling;
@@ -170,6 +188,9 @@ class Scheduler {
   // the sequence surely goes on.
   bool schedulable(const Sequence& s) const;
   void preempt(Sequence& s);
+  // Whether the waiting request `s` may be admitted by the capacity policy (besides its first chunk's blocks).
+  bool capacity_admits(const Sequence& s) const;
+  void release_reservation(Sequence& s);
   Sequence* pick_victim(const Sequence& asking);
   // Moves `s` to a terminal state, frees its blocks, queues its releases and erases it; returns its last update.
   SequenceUpdate end(Sequence& s, RequestState to, SequenceOutcome outcome, std::string message);
@@ -179,6 +200,7 @@ class Scheduler {
   SchedulerConfig config_;
   int32_t num_kv_blocks_;
   int32_t free_blocks_;
+  int32_t reserved_blocks_ = 0;  // sum of max_blocks of the admitted requests under GuaranteedNoEvict
   std::vector<int32_t> eos_token_ids_;
   std::mt19937_64 seed_generator_;
   std::unordered_map<uint64_t, Sequence> seqs_;

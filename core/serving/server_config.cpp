@@ -16,6 +16,7 @@
 
 #include "core/common/error.hpp"
 #include "core/model/llama_config.hpp"
+#include "core/serving/scheduler.hpp"
 
 namespace tessera {
 
@@ -72,6 +73,10 @@ constexpr std::array kSettings = {
             &ServerConfig::max_waiting_requests},
     Setting{"scheduler", "max_model_len", "--max-model-len", "Tokens per request (prompt + output); 0 = model's",
             Kind::Int32, &ServerConfig::max_model_len},
+    Setting{"scheduler", "capacity_policy", "--capacity-policy",
+            "max_utilization (admit by first chunk, preempt when KV runs short) or guaranteed_no_evict (admit only "
+            "what fits at max_tokens, never preempt)",
+            Kind::String, &ServerConfig::capacity_policy},
     Setting{"kv_cache", "block_size", "--block-size", "Tokens per KV block (power of two <= 256)", Kind::Int32,
             &ServerConfig::block_size},
     Setting{"kv_cache", "memory_bytes", "--kv-cache-bytes", "KV cache memory budget in bytes", Kind::Int64,
@@ -344,6 +349,8 @@ void ServerConfig::validate() const {
               std::to_string(max_waiting_requests));
   check_range(max_model_len >= 0, "scheduler", "max_model_len", ">= 0 (0 = the model's context)",
               std::to_string(max_model_len));
+  check_range(parse_capacity_policy(capacity_policy).has_value(), "scheduler", "capacity_policy",
+              "max_utilization or guaranteed_no_evict", "'" + capacity_policy + "'");
   check_range(is_power_of_two(block_size) && block_size <= 256, "kv_cache", "block_size",
               "a power of two between 1 and 256", std::to_string(block_size));
   check_range(kv_cache_bytes >= 1, "kv_cache", "memory_bytes", ">= 1", std::to_string(kv_cache_bytes));

@@ -31,6 +31,9 @@ struct ServerConfig {
   int32_t max_num_seqs = 128;                 // sequences per step
   int32_t max_waiting_requests = 1024;        // queued requests beyond this are rejected as overloaded
   int32_t max_model_len = 0;                  // prompt + generated tokens per request; 0 = the model's context
+  // Admission under KV pressure (scheduler.hpp): "max_utilization" (admit by first chunk, preempt when the cache
+  // runs short) or "guaranteed_no_evict" (admit only what fits at max_tokens; never preempt).
+  std::string capacity_policy = "max_utilization";
   // [kv_cache]
   int32_t block_size = 16;                    // tokens per KV block
   int64_t kv_cache_bytes = int64_t{1} << 30;  // KV memory budget (CPU: host memory)

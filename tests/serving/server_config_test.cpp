@@ -60,6 +60,7 @@ max_num_batched_tokens = 512
 max_num_seqs = 8
 max_waiting_requests = 10
 max_model_len = 1000
+capacity_policy = "guaranteed_no_evict"
 [kv_cache]
 block_size = 32
 memory_gib = 0.5
@@ -79,6 +80,7 @@ shutdown_grace_ms = 0
   EXPECT_EQ(c.max_num_seqs, 8);
   EXPECT_EQ(c.max_waiting_requests, 10);
   EXPECT_EQ(c.max_model_len, 1000);
+  EXPECT_EQ(c.capacity_policy, "guaranteed_no_evict");
   EXPECT_EQ(c.block_size, 32);
   EXPECT_EQ(c.kv_cache_bytes, int64_t{1} << 29);
   EXPECT_EQ(c.kv_cache_blocks, 77);
@@ -228,6 +230,10 @@ TEST(ServerConfigTest, ValidationNamesTheSettingAndRange) {
   EXPECT_NE(with([](ServerConfig& c) { c.device = "gpu"; }).find("server.device"), std::string::npos);
   EXPECT_EQ(with([](ServerConfig& c) { c.device = "cuda:1"; }), "");
   EXPECT_NE(with([](ServerConfig& c) { c.log_level = "verbose"; }).find("server.log_level"), std::string::npos);
+  EXPECT_NE(with([](ServerConfig& c) { c.capacity_policy = "no_evict"; })
+                .find("scheduler.capacity_policy (--capacity-policy) must be max_utilization or guaranteed_no_evict"),
+            std::string::npos);
+  EXPECT_EQ(with([](ServerConfig& c) { c.capacity_policy = "guaranteed_no_evict"; }), "");
 }
 
 TEST(ServerConfigTest, MaxModelLenAgainstTheModel) {

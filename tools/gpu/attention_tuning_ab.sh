@@ -16,7 +16,8 @@
 #              2 and 3 alternating for ROUNDS rounds
 #   served     tessera-server + tessera-bench, 1000/1000 at concurrency 256 (1,024 requests) per entry of SERVED
 #              (default "4:2048:2 2:2048:2 2:2048:3": large-grid setting:max-num-batched-tokens:prefill blocks per
-#              SM; the matrix's budget is 2048), as tools/gpu/serving_matrix.sh runs it;
+#              SM[:capacity policy, default max_utilization]; the matrix's budget is 2048), as
+#              tools/gpu/serving_matrix.sh runs it;
 #              tools/gpu/step_timeline.py splits each run's time into steps
 #   $OUT/attention_tuning_ab.jsonl   one line per measurement: name, command, result
 #   $OUT/tests.log                   the GPU tests' output
@@ -85,21 +86,22 @@ fi
 if [[ $parts == *" served "* ]]; then
   runs=/tmp/bench_runs; rm -rf "$runs"; mkdir -p "$runs"
   for entry in ${SERVED:-"4:2048:2 2:2048:2 2:2048:3"}; do
-    IFS=: read -r setting budget prefill_blocks <<<"$entry"
+    IFS=: read -r setting budget prefill_blocks policy <<<"$entry"
+    policy=${policy:-max_utilization}
     TESSERA_DECODE_LARGE_GRID=$setting TESSERA_PREFILL_BLOCKS_PER_SM=$prefill_blocks $bin/tessera-server --model $model --device cuda \
       --listen ipc:///tmp/tessera-ab.sock --max-num-seqs 256 --max-num-batched-tokens $budget --max-waiting-requests 4096 \
-      --metrics-port 19466 --log-level warn >/tmp/server.log 2>&1 &
+      --capacity-policy $policy --metrics-port 19466 --log-level warn >/tmp/server.log 2>&1 &
     server=$!
     for _ in $(seq 600); do grep -q "^ready " /tmp/server.log && break; sleep 0.2; done
     grep -q "^ready " /tmp/server.log || { echo "server did not start"; cat /tmp/server.log; exit 1; }
-    name=served_c256_1000_1000_grid${setting}_budget${budget}_prefill$prefill_blocks
+    name=served_c256_1000_1000_grid${setting}_budget${budget}_prefill${prefill_blocks}_$policy
     cmd=($bin/tessera-bench --server ipc:///tmp/tessera-ab.sock --concurrency 256 --num-requests 1024
       --warmup-requests 4 --input-len 1000 --output-len 1000 --tokenizer $model --seed 1 --slo ttft=1s,itl=50ms
       --label "$name" --quiet --output "$runs/$name")
     if "${cmd[@]}" >"$runs/$name.console.txt" 2>&1; then
       summary=$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["runs"][0]["summary"]))' \
         "$runs/$name/bench.json")
-      record "$name" "$summary" "TESSERA_DECODE_LARGE_GRID=$setting TESSERA_PREFILL_BLOCKS_PER_SM=$prefill_blocks tessera-server --max-num-batched-tokens $budget ...; ${cmd[*]}"
+      record "$name" "$summary" "TESSERA_DECODE_LARGE_GRID=$setting TESSERA_PREFILL_BLOCKS_PER_SM=$prefill_blocks tessera-server --max-num-batched-tokens $budget --capacity-policy $policy ...; ${cmd[*]}"
       python3 -c 'import json,sys; s=json.loads(sys.argv[1]); print(sys.argv[2], round(s["output_tokens_per_s"]), "tok/s, ITL p50", s["itl_ms"]["p50"], "ms")' "$summary" "$name"
       python3 tools/gpu/step_timeline.py "$runs/$name" | head -6
     else
