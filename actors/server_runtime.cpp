@@ -2,6 +2,8 @@
 
 #include <cctype>
 #include <filesystem>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -136,7 +138,12 @@ ServerRuntime::ServerRuntime(const ServerConfig& config) : impl_(std::make_uniqu
   scheduler_config.max_model_len = max_model_len;
   scheduler_config.block_size = config.block_size;
   scheduler_config.seed = config.seed;
-  scheduler_config.capacity_policy = *parse_capacity_policy(config.capacity_policy);  // validated with the config
+  const std::optional<CapacityPolicy> capacity_policy = parse_capacity_policy(config.capacity_policy);
+  if (!capacity_policy) {
+    throw Error("scheduler.capacity_policy must be max_utilization or guaranteed_no_evict (got '" +
+                config.capacity_policy + "')");
+  }
+  scheduler_config.capacity_policy = *capacity_policy;
 
   // Two CAF worker threads: the event-based actors are light; the executor runs on its own (detached) thread.
   impl_->caf_config.set("scheduler.max-threads", 2);

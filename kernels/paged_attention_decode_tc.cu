@@ -97,9 +97,9 @@ __device__ __forceinline__ void fetch_block_ids(int (&ids)[DecodeTcTile<D, W>::k
 // V rows meet P = 0, which must not be 0 * garbage). Rows at positions in [deferred, end) are skipped (left for a
 // later copy_row_chunk); deferred >= end skips none.
 template <int D, int W>
-__device__ __forceinline__ void issue_tile(bf16* stage, const Args<bf16>& a, const int (&ids)[DecodeTcTile<D, W>::kCopyRows],
-                                           int tile_start, int end, int deferred, int copy_row, int copy_chunk,
-                                           int kv_head) {
+__device__ __forceinline__ void issue_tile(bf16* stage, const Args<bf16>& a,
+                                           const int (&ids)[DecodeTcTile<D, W>::kCopyRows], int tile_start, int end,
+                                           int deferred, int copy_row, int copy_chunk, int kv_head) {
   using L = DecodeTcTile<D, W>;
 #pragma unroll
   for (int i = 0; i < L::kCopyRows; ++i) {

@@ -2,6 +2,7 @@
 // example client and raw hostile frames.
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -110,10 +111,12 @@ std::map<std::string, Outcome> collect(bus::Client& client, const std::set<std::
   return out;
 }
 
-TEST_F(ServerE2ETest, TwoHundredConcurrentStreamsMatchOfflineGeneration) {
-  // A small KV cache (128 blocks = 2048 tokens for ~200 requests) forces preemption and recompute on the way.
-  auto server = start({"--kv-cache-blocks", "128", "--max-num-seqs", "64"});
-  bus::Client client(server->endpoint());
+// 200 concurrent requests (greedy and seeded sampling, some ignoring EOS) on a small KV cache (128 blocks = 2048
+// tokens): each streams exactly what offline generation gives, and ends once.
+void expect_two_hundred_streams_match(test::ServerProcess& server,
+                                      const std::function<std::vector<int32_t>(const std::vector<int32_t>&,
+                                                                               const SamplingParams&)>& offline) {
+  bus::Client client(server.endpoint());
   std::mt19937 rng(5);
   std::map<std::string, std::pair<std::vector<int32_t>, SamplingParams>> requests;
   for (int i = 0; i < 200; ++i) {
@@ -146,6 +149,19 @@ TEST_F(ServerE2ETest, TwoHundredConcurrentStreamsMatchOfflineGeneration) {
       EXPECT_GE(o.final->timings.e2e_s, o.final->timings.ttft_s);
     }
   }
+}
+
+TEST_F(ServerE2ETest, TwoHundredConcurrentStreamsMatchOfflineGeneration) {
+  // The default capacity policy preempts and recomputes on the way.
+  auto server = start({"--kv-cache-blocks", "128", "--max-num-seqs", "64"});
+  expect_two_hundred_streams_match(*server, offline);
+  EXPECT_EQ(server->stop(), 0);
+}
+
+TEST_F(ServerE2ETest, TwoHundredStreamsUnderGuaranteedNoEvictMatchOfflineGeneration) {
+  // Admission waits until a request fits at its max_tokens; nothing is preempted, nothing is lost.
+  auto server = start({"--kv-cache-blocks", "128", "--max-num-seqs", "64", "--capacity-policy", "guaranteed_no_evict"});
+  expect_two_hundred_streams_match(*server, offline);
   EXPECT_EQ(server->stop(), 0);
 }
 
