@@ -107,6 +107,31 @@ struct Timing {
   double chain_pdl_ms = 0;   // the same with programmatic dependent launch
 };
 
+// Median over kRepeat timed runs (each after an L2 flush; kWarmup untimed runs first) of `launches` calls
+// launch(0) .. launch(launches - 1) on `stream`, per call, in ms.
+template <class Launch>
+double median_launch_ms(cudaStream_t stream, const Device& flush, int launches, Launch&& launch) {
+  cudaEvent_t start, stop;
+  check(cudaEventCreate(&start), "event");
+  check(cudaEventCreate(&stop), "event");
+  for (int i = 0; i < kWarmup; ++i) launch(i % launches);
+  std::vector<float> times;
+  for (int i = 0; i < kRepeat; ++i) {
+    check(cudaMemsetAsync(flush.as<void>(), i & 0xff, kL2FlushBytes, stream), "L2 flush");
+    check(cudaEventRecord(start, stream), "record");
+    for (int l = 0; l < launches; ++l) launch(l);
+    check(cudaEventRecord(stop, stream), "record");
+    check(cudaEventSynchronize(stop), "sync");
+    float ms = 0;
+    check(cudaEventElapsedTime(&ms, start, stop), "elapsed");
+    times.push_back(ms / static_cast<float>(launches));
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(times.begin(), times.end());
+  return static_cast<double>(times[times.size() / 2]);
+}
+
 // Milliseconds of decode launches for `batch` sequences at `context` tokens under `max_context_len`.
 Timing time_case(const Case& c, int max_context_len, const Cache& cache, const Device& flush, cudaStream_t stream,
                  std::mt19937& rng, bool chains) {
@@ -158,25 +183,9 @@ Timing time_case(const Case& c, int max_context_len, const Cache& cache, const D
           "launch_paged_attention");
   };
 
-  cudaEvent_t start, stop;
-  check(cudaEventCreate(&start), "event");
-  check(cudaEventCreate(&stop), "event");
-  // Median of kRepeat timings of `layers` launches after an L2 flush, per launch.
+  // Per launch: one launch, or a chain of kChainLayers (layer l over its own tables), normally or with PDL.
   auto median_ms = [&](int layers, bool pdl) {
-    for (int i = 0; i < kWarmup; ++i) launch(i % layers, pdl);
-    std::vector<float> times;
-    for (int i = 0; i < kRepeat; ++i) {
-      check(cudaMemsetAsync(flush.as<void>(), i & 0xff, kL2FlushBytes, stream), "L2 flush");
-      check(cudaEventRecord(start, stream), "record");
-      for (int l = 0; l < layers; ++l) launch(l, pdl);
-      check(cudaEventRecord(stop, stream), "record");
-      check(cudaEventSynchronize(stop), "sync");
-      float ms = 0;
-      check(cudaEventElapsedTime(&ms, start, stop), "elapsed");
-      times.push_back(ms / static_cast<float>(layers));
-    }
-    std::sort(times.begin(), times.end());
-    return static_cast<double>(times[times.size() / 2]);
+    return median_launch_ms(stream, flush, layers, [&](int layer) { launch(layer, pdl); });
   };
   Timing timing;
   timing.ms = median_ms(1, false);
@@ -184,8 +193,6 @@ Timing time_case(const Case& c, int max_context_len, const Cache& cache, const D
     timing.chain_ms = median_ms(kChainLayers, false);
     timing.chain_pdl_ms = median_ms(kChainLayers, true);
   }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
   return timing;
 }
 
@@ -244,25 +251,8 @@ std::pair<double, double> time_prefill(const std::vector<std::pair<int, int>>& s
               params, out.as<__nv_bfloat16>(), workspace.as<void>(), ws_bytes, stream, false, tuning),
           "launch_paged_attention (prefill)");
   };
-  cudaEvent_t start, stop;
-  check(cudaEventCreate(&start), "event");
-  check(cudaEventCreate(&stop), "event");
-  for (int i = 0; i < kWarmup; ++i) launch();
-  std::vector<float> times;
-  for (int i = 0; i < kRepeat; ++i) {
-    check(cudaMemsetAsync(flush.as<void>(), i & 0xff, kL2FlushBytes, stream), "L2 flush");
-    check(cudaEventRecord(start, stream), "record");
-    launch();
-    check(cudaEventRecord(stop, stream), "record");
-    check(cudaEventSynchronize(stop), "sync");
-    float ms = 0;
-    check(cudaEventElapsedTime(&ms, start, stop), "elapsed");
-    times.push_back(ms);
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  std::sort(times.begin(), times.end());
-  return {static_cast<double>(times[times.size() / 2]), 4.0 * kHeads * kHeadDim * visible_keys};
+  const double ms = median_launch_ms(stream, flush, 1, [&](int) { launch(); });
+  return {ms, 4.0 * kHeads * kHeadDim * visible_keys};
 }
 
 }  // namespace
