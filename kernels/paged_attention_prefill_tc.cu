@@ -266,6 +266,12 @@ cudaError_t launch_tc_dim(const Args<bf16>& args, int num_seqs, int max_query_le
   cudaError_t status =
       cudaFuncSetAttribute(prefill_tc_kernel<D, B>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
   if (status != cudaSuccess) return status;
+  if constexpr (B > 2) {
+    // Shared memory over L1 so that B blocks (B x 52 KB at D = 128) fit: the K/V tiles bypass L1 (cp.async.cg).
+    status = cudaFuncSetAttribute(prefill_tc_kernel<D, B>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                  cudaSharedmemCarveoutMaxShared);
+    if (status != cudaSuccess) return status;
+  }
   const int group = args.num_heads / args.num_kv_heads;
   const int64_t rows = static_cast<int64_t>(max_query_len) * group;
   const dim3 grid(static_cast<unsigned>((rows + kTcRows - 1) / kTcRows), static_cast<unsigned>(args.num_kv_heads),
