@@ -251,6 +251,7 @@ class SchedulerShell {
     s_->gauges->requests_running = stats.num_running;
     s_->gauges->requests_waiting = stats.num_waiting;
     s_->gauges->preemptions = stats.num_preemptions;
+    s_->gauges->kv_blocks_reserved = stats.kv_blocks_reserved;
     if (s_->metrics && stats.num_preemptions > s_->preemptions_recorded) {
       s_->metrics->record_preemptions(stats.num_preemptions - s_->preemptions_recorded);
       s_->preemptions_recorded = stats.num_preemptions;

@@ -84,7 +84,8 @@ std::shared_ptr<ServingMetrics> make_metrics(const ExecutorInfo& executor, const
     options.error_codes.push_back(bus::error_code_name(static_cast<bus::ErrorCode>(code)));
   }
   options.live_load = [gauges] {
-    return LiveLoad{gauges->requests_running, gauges->requests_waiting, gauges->kv_blocks_used};
+    return LiveLoad{gauges->requests_running, gauges->requests_waiting, gauges->kv_blocks_used,
+                    gauges->kv_blocks_reserved};
   };
   return std::make_shared<ServingMetrics>(std::move(options));
 }

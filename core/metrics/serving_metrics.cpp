@@ -215,6 +215,9 @@ ServingMetrics::ServingMetrics(ServingMetricsOptions options)
   waiting_ = &gauge("tessera_requests_waiting", "Requests waiting to be scheduled (new or preempted).");
   kv_used_ = &gauge("tessera_kv_blocks_used", "KV cache blocks held by requests.");
   kv_usage_ = &gauge("tessera_kv_cache_usage_ratio", "Fraction of the KV cache blocks in use (0 to 1).");
+  kv_reserved_ = &gauge("tessera_kv_blocks_reserved",
+                        "KV cache blocks the admitted requests may reach at max_tokens (capacity policy "
+                        "guaranteed_no_evict; 0 otherwise).");
   prometheus::BuildGauge()
       .Name("tessera_model_info")
       .Help("The served model (always 1).")
@@ -281,6 +284,7 @@ std::vector<prometheus::MetricFamily> ServingMetrics::Collect() const {
     kv_used_->Set(static_cast<double>(load.kv_blocks_used));
     const int64_t total = options_.kv_blocks_total;
     kv_usage_->Set(total > 0 ? static_cast<double>(load.kv_blocks_used) / static_cast<double>(total) : 0.0);
+    kv_reserved_->Set(static_cast<double>(load.kv_blocks_reserved));
   }
   std::vector<prometheus::MetricFamily> families = registry_->Collect();
   for (const HistogramFamily* family : histograms_->all()) families.push_back(family->collect());

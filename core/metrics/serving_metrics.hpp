@@ -41,6 +41,7 @@ struct LiveLoad {
   int64_t requests_running = 0;
   int64_t requests_waiting = 0;
   int64_t kv_blocks_used = 0;
+  int64_t kv_blocks_reserved = 0;  // the scheduler's reservations under guaranteed_no_evict (else 0)
 };
 
 struct ServingMetricsOptions {
@@ -126,6 +127,7 @@ class ServingMetrics final : public prometheus::Collectable {
   prometheus::Gauge* waiting_ = nullptr;
   prometheus::Gauge* kv_used_ = nullptr;
   prometheus::Gauge* kv_usage_ = nullptr;
+  prometheus::Gauge* kv_reserved_ = nullptr;
 };
 
 }  // namespace tessera

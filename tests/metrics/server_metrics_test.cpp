@@ -302,6 +302,31 @@ TEST(ServerMetricsTest, KnownTrafficGivesExactCountsSumsAndHistograms) {
 namespace tessera {
 namespace {
 
+// Under capacity_policy guaranteed_no_evict, tessera_kv_blocks_reserved shows the running requests' reservations
+// (the blocks of prompt + max_tokens) and falls back to 0 when they end; a waiting request reserves nothing.
+TEST(ServerMetricsTest, ReservedKvBlocksFollowAdmissionUnderGuaranteedNoEvict) {
+  const test::TinyModel model("metrics_reserved");
+  const test::MetricsServer server = test::start_metrics_server(
+      model.dir(), "metrics_reserved",
+      {"--capacity-policy", "guaranteed_no_evict", "--kv-cache-blocks", "100", "--block-size", "16"});
+  Traffic traffic(server.process->endpoint());
+  EXPECT_EQ(server.scrape().value("tessera_kv_blocks_reserved"), 0);
+  // A: 20 + 1500 tokens, at most 1519 cached: 95 of the 100 blocks. B (5 + 100 tokens, 7 blocks) must wait for A.
+  traffic.submit("a", 20, 1500);
+  traffic.until([&] { return !traffic.seen["a"].ids.empty(); }, "a's first token");
+  traffic.submit("b", 5, 100);
+  Exposition e = server.scrape();
+  EXPECT_EQ(e.value("tessera_kv_blocks_reserved"), 95);
+  EXPECT_EQ(e.value("tessera_requests_running"), 1);
+  traffic.cancel("a");
+  traffic.until_final({"a", "b"});
+  EXPECT_EQ(traffic.seen["b"].ids.size(), 100u);
+  e = idle_scrape(server);
+  EXPECT_EQ(e.value("tessera_kv_blocks_reserved"), 0);
+  EXPECT_EQ(e.value("tessera_preemptions_total"), 0);
+  EXPECT_EQ(server.process->stop(), 0);
+}
+
 // A metrics port in use stops tessera-server at start-up with a clear message and a non-zero exit (no abort).
 TEST(ServerMetricsTest, AMetricsPortInUseIsAClearStartUpError) {
   const test::TinyModel model("metrics_busy");

@@ -43,7 +43,7 @@ TEST(ServingMetricsTest, EveryFamilyIsExposedFromTheStart) {
   EXPECT_EQ(e.value("tessera_kv_blocks_total"), 200);
   for (const char* name : {"tessera_prompt_tokens_total", "tessera_generation_tokens_total",
                            "tessera_preemptions_total", "tessera_requests_running", "tessera_requests_waiting",
-                           "tessera_kv_blocks_used", "tessera_kv_cache_usage_ratio"}) {
+                           "tessera_kv_blocks_used", "tessera_kv_cache_usage_ratio", "tessera_kv_blocks_reserved"}) {
     EXPECT_EQ(e.value(name), 0) << name;
   }
   for (const char* histogram :
@@ -165,7 +165,7 @@ TEST(ServingMetricsTest, LiveLoadIsReadAtEveryScrape) {
   ServingMetricsOptions o = options();
   o.live_load = [&calls] {
     ++calls;
-    return LiveLoad{3, 2, 50};
+    return LiveLoad{3, 2, 50, 120};
   };
   ServingMetrics metrics(std::move(o));
   const Exposition e = scrape(metrics);
@@ -175,6 +175,7 @@ TEST(ServingMetricsTest, LiveLoadIsReadAtEveryScrape) {
   EXPECT_EQ(e.value("tessera_kv_blocks_used"), 50);
   EXPECT_EQ(e.value("tessera_kv_blocks_total"), 200);
   EXPECT_DOUBLE_EQ(e.value("tessera_kv_cache_usage_ratio"), 0.25);
+  EXPECT_EQ(e.value("tessera_kv_blocks_reserved"), 120);
 }
 
 }  // namespace
