@@ -29,6 +29,19 @@ void add_four(Harness& h) {
   for (uint64_t id = 1; id <= 4; ++id) h.add_ok(request(id, 8, 9));
 }
 
+// Under GuaranteedNoEvict on 12 blocks, the first step of add_four: requests 1-3 (3 x 4 blocks reserved), request 4
+// waits.
+StepPlan admit_three_of_four(Harness& h) {
+  add_four(h);
+  std::optional<StepPlan> first = h.plan();
+  EXPECT_TRUE(first);
+  if (!first) return {};
+  EXPECT_EQ(first->sequences.size(), 3u);
+  EXPECT_EQ(find_seq(*first, 4), nullptr);
+  EXPECT_EQ(h.scheduler.stats().kv_blocks_reserved, 12);
+  return *first;
+}
+
 TEST(SchedulerCapacity, PolicyNamesRoundTrip) {
   for (CapacityPolicy p : {CapacityPolicy::MaxUtilization, CapacityPolicy::GuaranteedNoEvict})
     EXPECT_EQ(parse_capacity_policy(capacity_policy_name(p)), p);
@@ -57,15 +70,11 @@ TEST(SchedulerCapacity, MaxUtilizationAdmitsAllAndPreemptsWhenTheyGrow) {
 
 TEST(SchedulerCapacity, GuaranteedNoEvictAdmitsWhatFitsAtMaxTokensAndNeverPreempts) {
   Harness h(config_with(CapacityPolicy::GuaranteedNoEvict), 12);
-  add_four(h);
-  std::optional<StepPlan> first = h.plan();
-  ASSERT_TRUE(first);
-  ASSERT_EQ(first->sequences.size(), 3u);  // 3 x 4 blocks reserved = 12; request 4 waits
-  EXPECT_EQ(find_seq(*first, 4), nullptr);
-  EXPECT_EQ(h.scheduler.stats().kv_blocks_reserved, 12);
-  EXPECT_EQ(h.scheduler.stats().kv_blocks_used, 6);
+  const StepPlan first = admit_three_of_four(h);
+  ASSERT_EQ(first.sequences.size(), 3u);
+  EXPECT_EQ(h.scheduler.stats().kv_blocks_used, 6);  // their prompts: 3 x 2 blocks
   EXPECT_EQ(h.scheduler.state(4), RequestState::Waiting);
-  h.scheduler.update(*first, Harness::answer(*first, token7));
+  h.scheduler.update(first, Harness::answer(first, token7));
 
   // Requests 1-3 decode to max_tokens together; request 4 is admitted in the step after they end.
   std::set<uint64_t> done;
@@ -89,12 +98,10 @@ TEST(SchedulerCapacity, GuaranteedNoEvictAdmitsWhatFitsAtMaxTokensAndNeverPreemp
 TEST(SchedulerCapacity, GuaranteedNoEvictFreesAReservationWhenARequestEndsEarly) {
   constexpr int32_t kEos = 2;
   Harness h(config_with(CapacityPolicy::GuaranteedNoEvict), 12, {kEos});
-  add_four(h);
-  std::optional<StepPlan> first = h.plan();
-  ASSERT_TRUE(first);
-  ASSERT_EQ(first->sequences.size(), 3u);
+  const StepPlan first = admit_three_of_four(h);
+  ASSERT_EQ(first.sequences.size(), 3u);
   // Request 2 samples EOS as its first token: it ends, and its 4 reserved blocks go back.
-  auto updates = h.scheduler.update(*first, Harness::answer(*first, [](uint64_t id) { return id == 2 ? kEos : 7; }));
+  auto updates = h.scheduler.update(first, Harness::answer(first, [](uint64_t id) { return id == 2 ? kEos : 7; }));
   ASSERT_NE(testing::find_update(updates, 2), nullptr);
   EXPECT_EQ(testing::find_update(updates, 2)->outcome, SequenceOutcome::Stop);
   EXPECT_EQ(h.scheduler.stats().kv_blocks_reserved, 8);
@@ -112,17 +119,15 @@ TEST(SchedulerCapacity, GuaranteedNoEvictFreesAReservationWhenARequestEndsEarly)
 
 TEST(SchedulerCapacity, GuaranteedNoEvictReleasesReservationsOfCancelledAndWaitingRequests) {
   Harness h(config_with(CapacityPolicy::GuaranteedNoEvict), 12);
-  add_four(h);
-  std::optional<StepPlan> first = h.plan();
-  ASSERT_TRUE(first);
-  EXPECT_EQ(h.scheduler.stats().kv_blocks_reserved, 12);
+  const StepPlan first = admit_three_of_four(h);
+  ASSERT_EQ(first.sequences.size(), 3u);
   // Cancelling the still waiting request 4 changes nothing reserved; cancelling running request 1 frees its 4.
   ASSERT_TRUE(h.scheduler.abort(4, AbortReason::Cancelled));
   EXPECT_EQ(h.scheduler.stats().kv_blocks_reserved, 12);
   ASSERT_TRUE(h.scheduler.abort(1, AbortReason::Cancelled));
   EXPECT_EQ(h.scheduler.stats().kv_blocks_reserved, 8);
   // A failed step ends the others and returns every reservation.
-  auto updates = h.scheduler.update(*first, StepResult{first->step_id, {}, "injected failure", 0});
+  auto updates = h.scheduler.update(first, StepResult{first.step_id, {}, "injected failure", 0});
   EXPECT_EQ(updates.size(), 2u);
   EXPECT_EQ(h.scheduler.stats().kv_blocks_reserved, 0);
   EXPECT_FALSE(h.plan());
