@@ -48,12 +48,20 @@ constexpr LargeGridBlocks resolve_large_grid_blocks(LargeGridBlocks requested, d
                                                                        : LargeGridBlocks::kFourWarps;
 }
 
-// "4" -> kFourWarps, "2" -> kTwoWarps, "auto" -> kAuto; anything else: nullopt. (The executor's
-// TESSERA_DECODE_LARGE_GRID knob.)
+// The knob's spelling: "4", "2" or "auto".
+constexpr const char* to_string(LargeGridBlocks blocks) {
+  switch (blocks) {
+    case LargeGridBlocks::kFourWarps: return "4";
+    case LargeGridBlocks::kTwoWarps: return "2";
+    case LargeGridBlocks::kAuto: return "auto";
+  }
+  return "?";
+}
+
+// The inverse of to_string (the executor's TESSERA_DECODE_LARGE_GRID knob); nullopt for any other text.
 constexpr std::optional<LargeGridBlocks> parse_large_grid_blocks(std::string_view text) {
-  if (text == "4") return LargeGridBlocks::kFourWarps;
-  if (text == "2") return LargeGridBlocks::kTwoWarps;
-  if (text == "auto") return LargeGridBlocks::kAuto;
+  for (LargeGridBlocks blocks : {LargeGridBlocks::kFourWarps, LargeGridBlocks::kTwoWarps, LargeGridBlocks::kAuto})
+    if (text == to_string(blocks)) return blocks;
   return std::nullopt;
 }
 
@@ -71,13 +79,11 @@ constexpr bool valid_prefill_blocks_per_sm(int blocks) {
   return false;
 }
 
-constexpr const char* to_string(LargeGridBlocks blocks) {
-  switch (blocks) {
-    case LargeGridBlocks::kFourWarps: return "4";
-    case LargeGridBlocks::kTwoWarps: return "2";
-    case LargeGridBlocks::kAuto: return "auto";
-  }
-  return "?";
+// "2" or "3" (the executor's TESSERA_PREFILL_BLOCKS_PER_SM knob); nullopt for any other text.
+constexpr std::optional<int> parse_prefill_blocks_per_sm(std::string_view text) {
+  for (int choice : kPrefillBlocksPerSmChoices)
+    if (text.size() == 1 && text[0] == static_cast<char>('0' + choice)) return choice;
+  return std::nullopt;
 }
 
 }  // namespace tessera::kernels

@@ -46,10 +46,9 @@ CudaExecutor::Impl::Knobs CudaExecutor::Impl::Knobs::from_environment() {
     k.attention.large_grid_blocks = *blocks;
   }
   if (const char* v = std::getenv("TESSERA_PREFILL_BLOCKS_PER_SM")) {
-    const int blocks = std::atoi(v);
-    if (!kernels::valid_prefill_blocks_per_sm(blocks) || std::to_string(blocks) != v)
-      throw Error(std::string("TESSERA_PREFILL_BLOCKS_PER_SM must be 2 or 3, not '") + v + "'");
-    k.attention.prefill_blocks_per_sm = blocks;
+    const std::optional<int> blocks = kernels::parse_prefill_blocks_per_sm(v);
+    if (!blocks) throw Error(std::string("TESSERA_PREFILL_BLOCKS_PER_SM must be 2 or 3, not '") + v + "'");
+    k.attention.prefill_blocks_per_sm = *blocks;
   }
   return k;
 }

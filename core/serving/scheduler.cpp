@@ -166,6 +166,12 @@ bool Scheduler::capacity_admits(const Sequence& s) const {
   return false;
 }
 
+void Scheduler::reserve(Sequence& s) {
+  if (config_.capacity_policy != CapacityPolicy::GuaranteedNoEvict) return;
+  reserved_blocks_ += s.max_blocks;
+  s.reserved = true;
+}
+
 void Scheduler::release_reservation(Sequence& s) {
   if (!s.reserved) return;
   reserved_blocks_ -= s.max_blocks;
@@ -273,10 +279,7 @@ std::optional<StepPlan> Scheduler::schedule() {
     const int32_t chunk = std::min<int32_t>(static_cast<int32_t>(s.tokens.size()), budget);
     if (blocks_for(chunk) > free_blocks_ || !capacity_admits(s)) break;
     waiting_.erase(waiting_.begin());
-    if (config_.capacity_policy == CapacityPolicy::GuaranteedNoEvict) {
-      reserved_blocks_ += s.max_blocks;
-      s.reserved = true;
-    }
+    reserve(s);
     s.state = transition(s.state, RequestState::Prefilling, s.seq_id);
     running_.insert(std::lower_bound(running_.begin(), running_.end(), s.arrival,
                                      [this](uint64_t id, uint64_t arrival) { return seqs_.at(id).arrival < arrival; }),

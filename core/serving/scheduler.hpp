@@ -190,6 +190,8 @@ class Scheduler {
   void preempt(Sequence& s);
   // Whether the waiting request `s` may be admitted by the capacity policy (besides its first chunk's blocks).
   bool capacity_admits(const Sequence& s) const;
+  // GuaranteedNoEvict: count an admitted request's max_blocks (reserve) until it ends or is preempted (release).
+  void reserve(Sequence& s);
   void release_reservation(Sequence& s);
   Sequence* pick_victim(const Sequence& asking);
   // Moves `s` to a terminal state, frees its blocks, queues its releases and erases it; returns its last update.

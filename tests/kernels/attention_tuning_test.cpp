@@ -57,6 +57,9 @@ TEST(AttentionTuning, DefaultsAreTheMeasuredShapesAndPrefillTakesTwoOrThreeBlock
   EXPECT_TRUE(valid_prefill_blocks_per_sm(2));
   EXPECT_TRUE(valid_prefill_blocks_per_sm(3));
   for (int bad : {-1, 0, 1, 4, 8}) EXPECT_FALSE(valid_prefill_blocks_per_sm(bad)) << bad;
+  EXPECT_EQ(parse_prefill_blocks_per_sm("2"), 2);
+  EXPECT_EQ(parse_prefill_blocks_per_sm("3"), 3);
+  for (const char* bad : {"", "1", "4", "03", "3 ", "three"}) EXPECT_FALSE(parse_prefill_blocks_per_sm(bad).has_value()) << bad;
 }
 
 }  // namespace
