@@ -67,8 +67,8 @@ struct DecodeTcTile {
   static constexpr size_t kEpilogueBytes = (kEpilogueFloats + kPartialFloats) * sizeof(float);
   // Loader: 16-byte chunks; consecutive threads take consecutive chunks of a row (coalesced 256-byte rows).
   static constexpr int kChunksPerRow = D / 8;
-  static constexpr int kRowsPerPass = kThreads / kChunksPerRow;  // 8 (D = 128) or 16 (D = 64)
-  static constexpr int kCopyRows = kTileKeys / kRowsPerPass;     // rows per thread and tile: 8 or 4
+  static constexpr int kRowsPerPass = kThreads / kChunksPerRow;  // W = 4: 8 (D = 128) or 16 (D = 64); W = 2: half
+  static constexpr int kCopyRows = kTileKeys / kRowsPerPass;     // rows per thread and tile: 8 (D = 128) or 4
   static_assert(kThreads % kChunksPerRow == 0 && kTileKeys % kRowsPerPass == 0, "loader must tile evenly");
   static_assert(kTileKeys % 64 == 0 || 64 % kTileKeys == 0, "split partitions (64-key quanta) hold whole tiles");
   static_assert(kStride % 8 == 0, "smem rows must stay 16-byte aligned");
